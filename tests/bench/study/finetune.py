@@ -1,0 +1,128 @@
+"""Fine-tune a Whisper Hugging Face folder on a JSONL manifest (the benchmark's trainer, not an asrmerge tool).
+
+Cheap and deterministic on a CPU: the encoder is frozen and run once per utterance over a short window
+(``--window`` seconds: the encoder's positions are sliced to window*50), its outputs are cached, and the
+decoder is trained on them. The saved model is the full base with its decoder replaced, at the base's
+full context (1500 positions) and in fp32, so its task vector against the base is exact.
+
+    python -m tests.bench.study.finetune --base base/ --manifest train.jsonl --steps 30 -o ft/
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from pathlib import Path
+
+import torch
+
+SR = 16000
+
+
+def load_audio(path: Path) -> torch.Tensor:
+    import soundfile as sf
+
+    audio, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    audio = audio.mean(axis=1)
+    if sr != SR:
+        import torchaudio.functional as F  # noqa: N812  (only when resampling is needed)
+
+        return F.resample(torch.from_numpy(audio), sr, SR)
+    return torch.from_numpy(audio)
+
+
+def read_manifest(path: Path) -> list[dict]:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for r in rows:
+        r["audio"] = str((path.parent / r["audio"]).resolve()) if not Path(r["audio"]).is_absolute() else r["audio"]
+    return rows
+
+
+def finetune(base: Path, manifest: Path, out: Path, *, steps: int, batch_size: int = 8, lr: float = 1e-4,
+             seed: int = 0, language: str | None = None, window: float = 10.0, train_embed: bool = False,
+             log=print) -> dict:
+    """Train the decoder of ``base`` on ``manifest`` for ``steps`` steps and save the result to ``out``."""
+    from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperTokenizer
+
+    torch.manual_seed(seed)
+    rng = random.Random(seed)
+    rows = read_manifest(manifest)
+    tok = WhisperTokenizer.from_pretrained(base)
+    tok.set_prefix_tokens(language=language, task="transcribe", predict_timestamps=False)
+    n_pos = int(window * 50)
+    fe = WhisperFeatureExtractor.from_pretrained(base, chunk_length=int(window))
+    model = WhisperForConditionalGeneration.from_pretrained(base, dtype=torch.float32)
+    enc = model.model.encoder
+    full_pos = enc.embed_positions
+    enc.embed_positions = torch.nn.Embedding.from_pretrained(full_pos.weight.data[:n_pos].clone())
+    enc.config.max_source_positions = n_pos
+    enc.eval()
+    t0 = time.time()
+    with torch.no_grad():
+        feats = fe([load_audio(Path(r["audio"])).numpy() for r in rows], sampling_rate=SR, return_tensors="pt").input_features
+        hidden = torch.cat([enc(feats[i:i + 16]).last_hidden_state for i in range(0, len(rows), 16)])
+    enc.embed_positions = full_pos
+    enc.config.max_source_positions = full_pos.num_embeddings
+    labels = [tok(r["text"]).input_ids for r in rows]
+    start = model.config.decoder_start_token_id
+    dec = model.model.decoder
+    params = [p for n, p in model.named_parameters() if n.startswith("model.decoder.")
+              and (train_embed or "embed_tokens" not in n)]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    order: list[int] = []
+    losses = []
+    model.train()
+    for step in range(steps):
+        if len(order) < batch_size:
+            order += rng.sample(range(len(rows)), len(rows))
+        idx, order = order[:batch_size], order[batch_size:]
+        width = max(len(labels[i]) for i in idx)
+        lab = torch.full((len(idx), width), -100, dtype=torch.long)
+        for j, i in enumerate(idx):
+            lab[j, : len(labels[i])] = torch.tensor(labels[i])
+        dec_in = torch.where(lab == -100, tok.eos_token_id, lab)[:, :-1]
+        target = lab[:, 1:]
+        assert bool((lab[:, 0] == start).all())
+        logits = model.proj_out(dec(input_ids=dec_in, encoder_hidden_states=hidden[idx]).last_hidden_state)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        if log and (step % 10 == 0 or step == steps - 1):
+            log(f"step {step + 1}/{steps} loss {float(loss):.4f}")
+    model.eval()
+    model.save_pretrained(out)
+    for name in ("generation_config.json", "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json"):
+        if (base / name).is_file() and not (out / name).is_file():
+            (out / name).write_bytes((base / name).read_bytes())
+    return {"steps": steps, "final_loss": losses[-1] if losses else None, "seconds": time.time() - t0,
+            "utterances": len(rows), "trained": "decoder" + (" with embeddings" if train_embed else " without embed_tokens")}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--base", type=Path, required=True)
+    ap.add_argument("--manifest", type=Path, required=True)
+    ap.add_argument("--steps", type=int, default=30)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--language", default=None)
+    ap.add_argument("--window", type=float, default=10.0)
+    ap.add_argument("--train-embed", action="store_true")
+    ap.add_argument("-o", "--output", type=Path, required=True)
+    a = ap.parse_args()
+    info = finetune(a.base, a.manifest, a.output, steps=a.steps, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
+                    language=a.language, window=a.window, train_embed=a.train_embed)
+    print(json.dumps(info))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""README, man pages and completions agree with the CLI's own --help."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import typer
+
+from asrmerge.cli.main import app
+from tests.conftest import ROOT
+
+GROUP = typer.main.get_command(app)
+COMMANDS = sorted(GROUP.commands)
+README = (ROOT / "README.md").read_text()
+
+
+def options(cmd: str) -> list[str]:
+    command = GROUP.commands[cmd]
+    return [o for p in command.params if p.param_type_name == "option" for o in p.opts + p.secondary_opts]
+
+
+def man(name: str) -> tuple[str, str]:
+    md = (ROOT / "man" / f"{name}.1.md").read_text()
+    roff = (ROOT / "man" / f"{name}.1").read_text().replace("\\-", "-").replace("\\f[B]", "").replace("\\f[R]", "")
+    return md, roff
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_every_option_is_in_the_man_page(cmd: str) -> None:
+    md, roff = man(f"asrmerge-{cmd}")
+    for opt in options(cmd):
+        assert re.search(rf"\*\*{re.escape(opt)}\*\*", md), f"{opt} missing from man/asrmerge-{cmd}.1.md"
+        assert re.search(rf"(?<![\w-]){re.escape(opt)}(?![\w-])", roff), f"{opt} missing from man/asrmerge-{cmd}.1 (run bin/gen-man)"
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_every_command_and_option_is_in_the_readme(cmd: str) -> None:
+    section = README.split(f"### `asrmerge {cmd}`", 1)
+    assert len(section) == 2, f"README has no section for asrmerge {cmd}"
+    body = section[1].split("\n### ", 1)[0]
+    for opt in options(cmd):
+        if opt in ("-h", "--help"):
+            continue
+        assert re.search(rf"`[^`]*(?<![\w-]){re.escape(opt)}(?![\w-])", body), f"README section {cmd} lacks {opt}"
+
+
+def test_main_page_lists_every_command() -> None:
+    md, roff = man("asrmerge")
+    for cmd in COMMANDS:
+        assert f"**asrmerge-{cmd}**(1)" in md
+        assert (ROOT / "man" / f"asrmerge-{cmd}.1").is_file()
+    for code in ("**0**", "**1**", "**2**", "**3**", "**130**"):
+        assert code in md
+
+
+def test_man_pages_are_built_from_their_markdown() -> None:
+    for md in (ROOT / "man").glob("*.1.md"):
+        assert md.with_suffix("").is_file(), f"{md.name} has no built page; run bin/gen-man"
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_scripts_are_current(shell: str) -> None:
+    sys.path.insert(0, str(ROOT / "bin"))
+    import importlib.machinery
+    import importlib.util
+
+    loader = importlib.machinery.SourceFileLoader("gen_completions", str(ROOT / "bin" / "gen-completions"))
+    spec = importlib.util.spec_from_loader("gen_completions", loader)
+    assert spec is not None
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    assert (ROOT / "completions" / f"asrmerge.{shell}").read_text() == mod.script(shell), "run bin/gen-completions"
+
+
+def complete(words: str) -> list[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "_ASRMERGE_COMPLETE": "complete_bash",
+           "COMP_WORDS": words, "COMP_CWORD": str(len(words.split(" ")) - 1)}
+    code = "import sys; sys.argv[0] = 'asrmerge'; from asrmerge.cli.main import main; main()"
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    return r.stdout.split()
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_tab_completes_every_option(cmd: str) -> None:
+    got = set(complete(f"asrmerge {cmd} --"))
+    want = {o for o in options(cmd) if o.startswith("--")}
+    assert want <= got, want - got
+
+
+def test_tab_completes_commands_and_choices() -> None:
+    assert set(COMMANDS) <= set(complete("asrmerge "))
+    assert complete("asrmerge taskvec --dtype ") == ["fp32", "fp16", "bf16"]

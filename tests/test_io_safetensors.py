@@ -1,0 +1,104 @@
+"""The safetensors reader and stream writer agree with the reference library and reject damaged files."""
+
+from __future__ import annotations
+
+import io
+import pickle
+import struct
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from asrmerge.errors import InputError
+from asrmerge.io.safetensors import SafetensorsFile, StreamWriter, header_bytes
+from asrmerge.io.tensors import TensorInfo, st_code
+
+
+def sample() -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return {
+        "a.weight": torch.randn(5, 7, generator=g),
+        "b.bias": torch.randn(3, generator=g).half(),
+        "c": torch.randn(2, 3, 4, generator=g).bfloat16(),
+        "empty": torch.zeros(0, 4),
+        "d64": torch.randn(4, generator=g, dtype=torch.float64),
+    }
+
+
+def test_reads_what_the_reference_library_writes(tmp_path: Path) -> None:
+    ref = sample()
+    save_file(ref, tmp_path / "x.safetensors", metadata={"k": "v"})
+    f = SafetensorsFile(tmp_path / "x.safetensors")
+    assert f.metadata == {"k": "v"}
+    assert set(f.infos) == set(ref)
+    for name, t in ref.items():
+        got = f.read(name)
+        assert got.dtype == t.dtype and got.shape == t.shape
+        assert torch.equal(got, t)
+    assert torch.equal(f.read_rows("a.weight", [0, 4]), ref["a.weight"][[0, 4]])
+    f.close()
+
+
+def test_reference_library_reads_what_we_stream(tmp_path: Path) -> None:
+    ref = sample()
+    infos = [TensorInfo(n, tuple(t.shape), st_code(t.dtype)) for n, t in ref.items()]
+    buf = io.BytesIO()
+    w = StreamWriter(buf, infos, {"asrmerge.kind": "model"})
+    for t in ref.values():
+        w.write(t)
+    assert w.done
+    (tmp_path / "y.safetensors").write_bytes(buf.getvalue())
+    back = load_file(tmp_path / "y.safetensors")
+    assert all(torch.equal(back[n], t) for n, t in ref.items())
+    assert len(header_bytes(infos, {})) % 8 == 0
+
+
+def test_stream_writer_refuses_a_tensor_unlike_its_header() -> None:
+    w = StreamWriter(io.BytesIO(), [TensorInfo("a", (2, 2), "F32")], {})
+    with pytest.raises(ValueError, match="header says"):
+        w.write(torch.zeros(2, 3))
+
+
+@pytest.mark.parametrize("cut", [4, 20, -1, -17])
+def test_truncated_file_is_named_as_truncated(tmp_path: Path, cut: int) -> None:
+    save_file(sample(), tmp_path / "x.safetensors")
+    data = (tmp_path / "x.safetensors").read_bytes()
+    (tmp_path / "t.safetensors").write_bytes(data[:cut])
+    with pytest.raises(InputError, match="truncated|empty|shorter") as e:
+        SafetensorsFile(tmp_path / "t.safetensors")
+    assert "t.safetensors" in str(e.value)
+
+
+def test_pickle_is_refused_without_unpickling(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+
+    class Evil:
+        def __reduce__(self):  # would create the marker file if unpickled
+            return (open, (str(marker), "w"))
+
+    (tmp_path / "m.safetensors").write_bytes(pickle.dumps(Evil(), protocol=2))
+    with pytest.raises(InputError, match="pickle") as e:
+        SafetensorsFile(tmp_path / "m.safetensors")
+    assert "never unpickles" in str(e.value)
+    assert not marker.exists()
+    torch.save({"w": torch.zeros(2)}, tmp_path / "z.safetensors")
+    with pytest.raises(InputError, match="zip archive"):
+        SafetensorsFile(tmp_path / "z.safetensors")
+
+
+def test_gaps_and_overlaps_are_rejected(tmp_path: Path) -> None:
+    import json
+
+    header = {"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+              "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}}
+    raw = json.dumps(header).encode()
+    (tmp_path / "o.safetensors").write_bytes(struct.pack("<Q", len(raw)) + raw + bytes(12))
+    with pytest.raises(InputError, match="overlap"):
+        SafetensorsFile(tmp_path / "o.safetensors")
+
+
+def test_a_missing_file_says_so(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="No such file"):
+        SafetensorsFile(tmp_path / "nope.safetensors")
