@@ -53,6 +53,7 @@ class Backend(Protocol):
 
     def read(self, name: str) -> torch.Tensor: ...
     def read_rows(self, name: str, rows: list[int]) -> torch.Tensor: ...
+    def read_range(self, name: str, start: int, stop: int) -> torch.Tensor: ...
     def support_files(self) -> dict[str, bytes]: ...
     def close(self) -> None: ...
 
@@ -79,6 +80,9 @@ class SafetensorsBackend:
 
     def read_rows(self, name: str, rows: list[int]) -> torch.Tensor:
         return self._where[name].read_rows(name, rows)
+
+    def read_range(self, name: str, start: int, stop: int) -> torch.Tensor:
+        return self._where[name].read_range(name, start, stop)
 
     def support_files(self) -> dict[str, bytes]:
         if self.folder is None:
@@ -219,6 +223,17 @@ class Checkpoint:
 
     def rows(self, name: str, rows: list[int]) -> torch.Tensor:
         return self.backend.read_rows(self._raw[name], rows)
+
+    def get_range(self, name: str, start: int, stop: int) -> torch.Tensor:
+        """Rows ``start:stop`` of ``name`` along dim 0 (a tied ``proj_out`` copy is checked too)."""
+        info = self.infos[name]
+        if start == 0 and stop == (info.shape[0] if info.shape else 1):
+            return self.get(name)
+        t = self.backend.read_range(self._raw[name], start, stop)
+        if name == EMBED and self._tied and not torch.equal(self.backend.read_range(self._tied, start, stop), t):
+            raise InputError(f"stores {PROJ_OUT} and {EMBED} with different values", subject=self.label,
+                             hint="Whisper ties them; drop proj_out.weight or make it equal")
+        return t
 
     def support_files(self) -> dict[str, bytes]:
         """config.json, generation config, processor and tokenizer files, when the input has them."""

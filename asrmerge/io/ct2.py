@@ -233,6 +233,9 @@ class Ct2Backend:
     def read_rows(self, name: str, rows: list[int]) -> torch.Tensor:
         return self.read(name)[rows]
 
+    def read_range(self, name: str, start: int, stop: int) -> torch.Tensor:
+        return self.read(name)[start:stop].clone()
+
     def support_files(self) -> dict[str, bytes]:
         cfg_path = self.folder / "config.json"
         ct2 = json.loads(cfg_path.read_text()) if cfg_path.is_file() else {}

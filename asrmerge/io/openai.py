@@ -104,6 +104,9 @@ class OpenaiBackend:
     def read_rows(self, name: str, rows: list[int]) -> torch.Tensor:
         return self._tensors[name][rows].clone()
 
+    def read_range(self, name: str, start: int, stop: int) -> torch.Tensor:
+        return self._tensors[name][start:stop].clone()
+
     def support_files(self) -> dict[str, bytes]:
         # openai checkpoints carry no tokenizer: `convert --config DIR` supplies it
         return {

@@ -147,6 +147,15 @@ class SafetensorsFile:
                 self._pread_into(buf[i * row_bytes:(i + 1) * row_bytes], self._offsets[name] + r * row_bytes)
         return buf.view(torch_dtype(info.dtype)).reshape((len(rows), *info.shape[1:]))
 
+    def read_range(self, name: str, start: int, stop: int) -> torch.Tensor:
+        """Rows ``start:stop`` of ``name`` along dim 0 (elements, for a 1-D tensor), one contiguous read."""
+        info = self.infos[name]
+        row_bytes = info.nbytes // info.shape[0] if info.shape and info.shape[0] else 0
+        buf = torch.empty((stop - start) * row_bytes, dtype=torch.uint8)
+        if buf.numel():
+            self._pread_into(buf, self._offsets[name] + start * row_bytes)
+        return buf.view(torch_dtype(info.dtype)).reshape((stop - start, *info.shape[1:]))
+
     def close(self) -> None:
         if self._fd >= 0:
             os.close(self._fd)

@@ -1,0 +1,1 @@
+"""Device-agnostic linear-algebra kernels: SVD, polar factors, Newton-Schulz, exact order statistics."""

@@ -1,0 +1,116 @@
+"""Exact order statistics, in memory or streamed over chunks with bounded memory.
+
+``kth_largest(x, k)`` is the k-th largest value of ``x`` counting repeats (the top-k threshold t_k of
+ALGORITHMS.md section 1). Over a stream too large to hold, :class:`RadixSelect` finds the same value
+exactly by radix selection on order-preserving integer keys of the floats: each pass histograms one
+16-bit digit of the elements that share the digits already fixed, so fp32 needs two passes and fp64 four,
+with 65536 counters of memory whatever the stream's length.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import torch
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+DIGIT = 16
+BINS = 1 << DIGIT
+
+
+def kth_largest(x: Tensor, k: int) -> float:
+    """The k-th largest element of ``x`` (1-based, repeats counted), exactly."""
+    flat = x.reshape(-1)
+    n = flat.numel()
+    if not 1 <= k <= n:
+        raise ValueError(f"k={k} outside 1..{n}")
+    if flat.device.type == "cpu" or n < (1 << 24):
+        return float(torch.kthvalue(flat.cpu() if flat.device.type != "cpu" else flat, n - k + 1).values)
+    return float(torch.topk(flat, k).values[-1])
+
+
+def _keys(x: Tensor) -> Tensor:
+    """int64 keys with the order of the float values (-0.0 and +0.0 share a key)."""
+    x = x.reshape(-1) + 0.0  # turns -0.0 into +0.0
+    if x.dtype == torch.float64:
+        bits = x.view(torch.int64)
+        return torch.where(bits < 0, bits ^ 0x7FFFFFFFFFFFFFFF, bits)
+    bits = x.to(torch.float32).view(torch.int32).to(torch.int64)
+    return torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
+
+
+def _from_key(key: int, dtype: torch.dtype) -> float:
+    if dtype == torch.float64:
+        bits = key ^ 0x7FFFFFFFFFFFFFFF if key < 0 else key
+        return float(torch.tensor([bits], dtype=torch.int64).view(torch.float64)[0])
+    bits = key ^ 0x7FFFFFFF if key < 0 else key
+    return float(torch.tensor([bits], dtype=torch.int32).view(torch.float32)[0])
+
+
+class RadixSelect:
+    """Exact k-th largest over a stream, in ``passes`` sweeps that each call :meth:`feed` on every chunk.
+
+    Usage: ``while not sel.done: sel.start_pass(); for chunk in stream: sel.feed(values(chunk))``, then
+    ``sel.value``.
+    """
+
+    def __init__(self, k: int, dtype: torch.dtype) -> None:
+        self.k = k  # rank still to find inside the current prefix, counted from the top
+        self.dtype = dtype
+        self.bits = 64 if dtype == torch.float64 else 32
+        self.shift = self.bits - DIGIT  # position of the digit this pass histograms
+        self.prefix = 0  # fixed high digits (as an unsigned key)
+        self.hist: Tensor | None = None
+        self.count = 0
+
+    @property
+    def done(self) -> bool:
+        return self.shift < 0
+
+    def _ukeys(self, values: Tensor) -> Tensor:
+        keys = _keys(values.to(self.dtype) if values.dtype != self.dtype else values)
+        # unsigned order: flip the sign bit (int64 arithmetic; fp64 keys wrap, which keeps order mod 2^64)
+        return keys + (1 << (self.bits - 1)) if self.bits == 32 else keys ^ (-(1 << 63))
+
+    def start_pass(self) -> None:
+        self.hist = torch.zeros(BINS, dtype=torch.int64)
+
+    def feed(self, values: Tensor) -> None:
+        assert self.hist is not None
+        u = self._ukeys(values)
+        self.count += u.numel() if self.shift == self.bits - DIGIT else 0
+        if self.shift + DIGIT < self.bits:  # keep only elements whose higher digits equal the prefix
+            high = _shr(u, self.shift + DIGIT)
+            u = u[high == self.prefix]
+        digit = _shr(u, self.shift) & (BINS - 1)
+        self.hist += torch.bincount(digit, minlength=BINS).cpu()
+
+    def end_pass(self) -> None:
+        assert self.hist is not None
+        if self.shift == self.bits - DIGIT and not 1 <= self.k <= self.count:
+            raise ValueError(f"k={self.k} outside 1..{self.count}")
+        above = torch.flip(self.hist, [0]).cumsum(0)  # above[j]: elements in the top j+1 digit values
+        j = int(torch.searchsorted(above, torch.tensor(self.k)))
+        digit = BINS - 1 - j
+        self.k -= int(above[j - 1]) if j > 0 else 0
+        self.prefix = (self.prefix << DIGIT) | digit
+        self.shift -= DIGIT
+        self.hist = None
+
+    @property
+    def value(self) -> float:
+        if not self.done:
+            raise RuntimeError("selection is not finished")
+        key = self.prefix - (1 << (self.bits - 1)) if self.bits == 32 else self.prefix ^ (1 << 63)
+        if self.bits == 64 and key >= (1 << 63):
+            key -= 1 << 64
+        return _from_key(key, self.dtype)
+
+
+def _shr(u: Tensor, n: int) -> Tensor:
+    """Logical right shift of keys held in int64 (64-bit keys may be 'negative' as int64)."""
+    if n == 0:
+        return u
+    return (u >> n) & ((1 << (64 - n)) - 1)
