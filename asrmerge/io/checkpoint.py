@@ -94,6 +94,34 @@ class SafetensorsBackend:
             f.close()
 
 
+class MemoryBackend:
+    """Tensors already in memory (the Python API), presented as a checkpoint."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor], label: str = "<memory>",
+                 metadata: dict[str, str] | None = None) -> None:
+        from asrmerge.io.tensors import st_code
+
+        self.label = label
+        self.metadata = dict(metadata or {})
+        self._t = tensors
+        self.infos = {n: TensorInfo(n, tuple(t.shape), st_code(t.dtype)) for n, t in tensors.items()}
+
+    def read(self, name: str) -> torch.Tensor:
+        return self._t[name]
+
+    def read_rows(self, name: str, rows: list[int]) -> torch.Tensor:
+        return self._t[name][rows]
+
+    def read_range(self, name: str, start: int, stop: int) -> torch.Tensor:
+        return self._t[name][start:stop]
+
+    def support_files(self) -> dict[str, bytes]:
+        return {}
+
+    def close(self) -> None:
+        pass
+
+
 def _open_folder(folder: Path, label: str) -> Backend:
     import json
 

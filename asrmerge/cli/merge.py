@@ -1,0 +1,164 @@
+"""``asrmerge merge``: merge fine-tuned Whisper checkpoints or task vectors with one of 15 algorithms."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import Enum
+from typing import Annotated, Any
+
+import typer
+
+from asrmerge.cli import common
+
+HELP = """Merge fine-tuned checkpoints (with --base) or task vectors into one model, tensor by tensor.
+
+\b
+  asrmerge merge --algo boosted-tsvm --base base/ ft-news/ ft-kids/ ft-phone/ -o merged/
+  asrmerge merge --algo boosted-tsvm --base base/ news.st kids.st -p beta=0.3 -p lam=1.2 -o merged/
+  asrmerge merge --algo ties --base base/ a/ b/ -p density=0.2 -p scope=model -o out.safetensors
+  asrmerge merge --algo tsvm --base base/ *.st -p lam=0.6,0.8,1.0,1.2 -o 'merged-{lam}/'
+  asrmerge merge --list                 # algorithms, parameters, defaults, ranges, papers
+  asrmerge merge --algo tsvm --base base/ *.st --dry-run
+
+Algorithms: soup, model-stock, karcher, multislerp (parameter space); ta, ties, dare-ta, dare-ties, pcb,
+sce (task vectors, element-wise); iso-c, iso-cts, tsvm, tsvm-ns, boosted-tsvm (task-vector subspaces,
+applied to the matrices of class svd). Parameters are -p NAME=VALUE; a comma-separated list sweeps it,
+writing one output per value (name them with {NAME} in -o); a lambda sweep reuses every decomposition.
+"""
+
+
+def _algos(incomplete: str) -> list[str]:
+    from asrmerge.merge.registry import names
+
+    return [n for n in names() if n.startswith(incomplete)]
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+def merge(
+    inputs: Annotated[list[str] | None, typer.Argument(metavar="INPUT", show_default=False,
+                      help="Fine-tuned checkpoints (with --base) or task vectors, in task order.")] = None,
+    algo: Annotated[str | None, typer.Option("-a", "--algo", metavar="NAME", autocompletion=_algos,
+                    help="The merge algorithm (see --list).")] = None,
+    base: Annotated[str | None, typer.Option("--base", metavar="BASE", help="The pre-trained model theta_0.")] = None,
+    param: Annotated[list[str] | None, typer.Option("-p", "--param", metavar="NAME=VALUE",
+                     help="An algorithm parameter (repeat; VALUE may be a comma-separated sweep).")] = None,
+    weights: Annotated[str | None, typer.Option("--weights", metavar="W1,W2,...",
+                       help="Per-task weights w_t, one per input (default 1).")] = None,
+    lam: Annotated[list[str] | None, typer.Option("--lam", metavar="GLOB=FACTOR",
+                   help="Scale the update of matching tensors by FACTOR (repeat; first match wins).")] = None,
+    policy: Annotated[str | None, typer.Option("--policy", metavar="RULES",
+                      help="Tensor classes 'GLOB=svd|svd-flat|mean|base;...' before the Whisper defaults.")] = None,
+    output: common.Output = "-",
+    device: Annotated[Device, typer.Option("--device", envvar="ASRMERGE_DEVICE",
+                      help="Where the kernels run (auto: cuda when available).")] = Device.auto,
+    compute_dtype: common.ComputeOpt = common.ComputeDtype.fp32,
+    dtype: Annotated[common.Dtype | None, typer.Option("--dtype", "--out-dtype",
+                     help="Output dtype of float tensors (default: the base's).")] = None,
+    shard_size: common.ShardSize = None,
+    memory: Annotated[str, typer.Option("--memory", metavar="SIZE",
+                      help="Working-set budget per tensor; larger tensors are streamed in row chunks.")] = "512MiB",
+    list_: Annotated[bool, typer.Option("--list", help="List the algorithms and their parameters.")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what the merge would do and cost; write nothing.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="With --list or --dry-run: one JSON document.")] = False,
+    quiet: common.Quiet = False,
+    debug: common.Debug = False,
+) -> None:
+    from asrmerge.errors import UsageError
+
+    if list_:
+        common.run("merge", debug, lambda: _list(json_out))
+        return
+
+    def job() -> None:
+        from asrmerge.merge import engine
+        from asrmerge.merge.plan import MergeSpec, make_plan
+        from asrmerge.merge.plan import dry_run as plan_dry_run
+        from asrmerge.merge.policy import parse_lam_rules
+
+        if not algo:
+            raise UsageError("no algorithm given", subject="--algo", hint="choose one of asrmerge merge --list")
+        spec = MergeSpec(
+            algo=algo, inputs=list(inputs or []), base=base, params=list(param or []),
+            weights=_weights(weights), lam_rules=parse_lam_rules(list(lam or [])), policy=policy,
+            output=output, device=device.value, compute_dtype=common.compute(compute_dtype),
+            out_dtype=common.code(dtype), shard_size=common.size(shard_size),
+            budget=common.size(memory) or 0, command=common.command_line(), check_outputs=not dry_run,
+        )
+        plan = make_plan(spec)
+        try:
+            if dry_run:
+                _print_dry_run(plan_dry_run(plan), json_out)
+                return
+            with common.progress(quiet) as p:
+                engine.run(plan, progress=p, warn=lambda m: common.warn("merge", m) if not quiet else None)
+        finally:
+            plan.close()
+        for o in plan.outputs:
+            if o.path != "-":
+                common.note(f"wrote {o.path}", quiet)
+
+    common.run("merge", debug, job)
+
+
+def _weights(text: str | None) -> list[float] | None:
+    from asrmerge.errors import UsageError
+
+    if text is None:
+        return None
+    try:
+        return [float(x) for x in text.split(",")]
+    except ValueError:
+        raise UsageError(f"{text!r} is not a comma-separated list of numbers", subject="--weights",
+                         hint="write e.g. --weights 1,1,0.5") from None
+
+
+def _list(as_json: bool) -> None:
+    from asrmerge.merge.registry import REGISTRY, names
+
+    algos = [REGISTRY[n] for n in names()]
+    if as_json:
+        doc = [{"name": a.name, "summary": a.summary, "paper": a.paper, "space": a.space, "min_tasks": a.min_tasks,
+                "needs_base": a.needs_base, "fixed": a.aliases,
+                "params": [{"name": p.name, "type": p.type.__name__, "default": p.describe_default(),
+                            "accepts": list(p.accepts) if isinstance(p.accepts, tuple) else p.accepts,
+                            "doc": p.doc, "source": p.source} for p in a.params]} for a in algos]
+        sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+        return
+    lines = []
+    for a in algos:
+        lines.append(f"{a.name}  [{a.space}{'' if a.needs_base else ', base optional'}"
+                     f"{f', T >= {a.min_tasks}' if a.min_tasks > 1 else ''}]")
+        lines.append(f"    {a.summary}")
+        lines.append(f"    {a.paper}")
+        for p in a.params:
+            accepts = "|".join(p.accepts) if isinstance(p.accepts, tuple) else (p.accepts or p.type.__name__)
+            lines.append(f"    {'-p ' + p.name + '=' + p.describe_default():<28} {accepts:<24} {p.doc}")
+        lines.append("")
+    sys.stdout.write("\n".join(lines))
+
+
+def _print_dry_run(report: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+        return
+    gib = 2.0**30
+    out = [f"algorithm {report['algo']} on {report['tasks']} tasks, device {report['device']}, "
+           f"compute {report['compute_dtype']}"]
+    for t in report["tensors"]:
+        svd = f"  {t['svds']} SVDs" if t["svds"] else ""
+        out.append(f"  {t['class']:<8} {t['tensor']:<60} {'x'.join(map(str, t['shape'])):<14} {t['dtype']}{svd}")
+    out.append("classes: " + ", ".join(f"{k} {v}" for k, v in sorted(report["classes"].items())))
+    out.append(f"SVDs: {report['svds']}  (estimated {report['svd_seconds_estimate']:.1f} s)")
+    out.append(f"read {report['read_bytes'] / gib:.2f} GiB, write {report['write_bytes'] / gib:.2f} GiB, "
+               f"peak memory about {report['peak_bytes_estimate'] / gib:.2f} GiB, "
+               f"time about {report['seconds_estimate']:.1f} s")
+    for o in report["outputs"]:
+        out.append(f"output {o['path']}  " + " ".join(f"{k}={v}" for k, v in o["params"].items()))
+    sys.stdout.write("\n".join(out) + "\n")
+

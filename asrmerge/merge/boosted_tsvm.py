@@ -1,0 +1,62 @@
+"""BoostedTSV-M: TSV-M with per-task singular-value boosting and Newton-Schulz orthogonalisation.
+
+Carvalho et al. 2026, arXiv:2603.05354 (ALGORITHMS.md 6.4). The boost clamps each task's kept singular
+values from below at sigma_{j*}, where j* is the first index whose cumulative energy fraction reaches beta
+(the rule of Subspace Boosting, Skorobogat et al. 2025, arXiv:2506.16506, applied per task before the
+concatenation). With beta = 1 it is exactly tsvm with the same orthogonalisation.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+from asrmerge.merge.registry import P, algorithm
+from asrmerge.merge.tsvm import NS_COEFFS, ORTHS, tsv_merge
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from asrmerge.merge.tasks import Tasks
+
+
+def boost(sigma: Tensor, full: Tensor, beta: float, energy: str = "sigma", scope: str = "kept") -> Tensor:
+    """sigma'_i = max(sigma_i, sigma_{j*}) for the kept values ``sigma`` (``full``: the task's whole spectrum).
+
+    Args:
+        sigma: the kept singular values, descending (length k_t).
+        full: the whole spectrum of the task (used when ``scope='full'``).
+        beta: the energy fraction; beta >= 1 leaves sigma unchanged.
+        energy: ``sigma`` (e_i = sigma_i) or ``sigma2`` (e_i = sigma_i^2).
+        scope: ``kept`` (fractions of the kept energy) or ``full`` (of the whole spectrum's).
+    """
+    import torch
+
+    if beta >= 1.0 or sigma.numel() == 0:
+        return sigma
+    e = sigma if energy == "sigma" else sigma * sigma
+    denom = (full if energy == "sigma" else full * full).sum() if scope == "full" else e.sum()
+    if float(denom) == 0.0:
+        return sigma
+    c = torch.cumsum(e, 0) / denom
+    hits = torch.nonzero(c >= beta)
+    j = int(hits[0]) if hits.numel() else sigma.numel() - 1
+    return torch.maximum(sigma, sigma[j])
+
+
+@algorithm("boosted-tsvm", space="subspace", paper="Carvalho et al. 2026, Model merging for multi-domain ASR, arXiv:2603.05354")
+def boosted_tsvm(tasks: Tasks, *,
+                 beta: Annotated[float, P("(0,1]", "energy fraction beta: values from index j* on are lifted to sigma_{j*} (smaller boosts more)", source="the paper")] = 0.3,
+                 rank_frac: Annotated[float | None, P("(0,1]", "fraction p of each task's rank kept", default="1/T", source="ours")] = None,
+                 orth: Annotated[str, P(ORTHS, "orthogonalisation of the concatenated singular vectors", source="the paper: ns")] = "ns",
+                 ns_steps: Annotated[int, P("[1,100]", "Newton-Schulz iterations", source="the paper")] = 5,
+                 ns_coeffs: Annotated[str, P(NS_COEFFS, "Newton-Schulz coefficients (the paper's quintic: muon)", source="ours")] = "muon",
+                 boost_energy: Annotated[str, P(("sigma", "sigma2"), "energy e_i of the cumulative fraction: sigma_i or sigma_i^2", source="ours")] = "sigma",
+                 boost_scope: Annotated[str, P(("kept", "full"), "fractions of the kept spectrum's energy or the whole spectrum's", source="ours")] = "kept",
+                 lam: Annotated[float, P("(0,3]", "scaling factor lambda", source="ours")] = 1.0) -> Tensor:
+    """BoostedTSV-M: TSV-M whose tasks' kept spectra are boosted towards isotropy before the concatenation."""
+    assert rank_frac is not None
+
+    def lift(sigma: Tensor, full: Tensor) -> Tensor:
+        return boost(sigma, full, beta, boost_energy, boost_scope)
+
+    return tsv_merge(tasks, rank_frac, orth, ns_steps, ns_coeffs, boost=lift if beta < 1.0 else None)

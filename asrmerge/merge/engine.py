@@ -1,0 +1,304 @@
+"""The streaming merge: for each tensor name, read it from every input, merge, write to every output, release.
+
+Peak memory is one tensor's working set (its inputs in the compute dtype, the algorithm's temporaries and
+the output buffers), whatever T is: tensors whose working set exceeds the budget are streamed in row
+chunks, with the statistics element-wise algorithms need computed exactly in extra passes
+(:mod:`asrmerge.merge.stream`). ``scope=model`` statistics stream over the whole model the same way
+before the merge pass. A parameter sweep computes each decomposition once and writes every lambda.
+
+Outputs: W* = W_0 + lambda * s * tau* for task-vector algorithms (s: the ``--lam`` group factor),
+W* itself for parameter-space algorithms (W_0 + s (W* - W_0) when s != 1), W_0 bit for bit for class
+``base``. Non-finite results are errors naming the tensor.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Any, Protocol
+
+import torch
+
+from asrmerge.errors import AsrmergeError
+from asrmerge.io.tensors import torch_dtype
+from asrmerge.io.writer import CheckpointWriter
+from asrmerge.merge.stream import Accumulator
+from asrmerge.merge.tasks import Draws, Tasks
+from asrmerge.progress import NoProgress, Progress
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from asrmerge.merge.plan import Plan
+
+Warn = Callable[[str], None]
+Piece = tuple[tuple[int, int] | None, "Tensor", "Tensor | None"]  # rows, merged values, W_0 rows
+
+
+def _rows(shape: tuple[int, ...]) -> int:
+    return shape[0] if shape else 1
+
+
+def chunk_rows(plan: Plan, shape: tuple[int, ...]) -> int:
+    """Rows per chunk so that one chunk's working set stays within the budget."""
+    elem = torch.finfo(plan.inputs.dtype).bits // 8
+    per_row = max(1, math.prod(shape) // max(1, _rows(shape))) * elem * (3 * plan.inputs.T + 6)
+    return max(1, plan.budget // per_row)
+
+
+def _chunks(plan: Plan, name: str, step: int) -> Iterator[tuple[int, int]]:
+    n = _rows(plan.inputs.reference.infos[name].shape)
+    for r0 in range(0, n, step):
+        yield r0, min(n, r0 + step)
+
+
+def _run_requests(gen: Any, feeds: Callable[[list[Accumulator]], None], first: Any, dtype: torch.dtype,
+                  streamed: bool) -> Any:
+    """Drive an algorithm generator: evaluate each yielded request list with ``feeds``; return its rule."""
+    reqs = first
+    while True:
+        accs = [Accumulator(r, dtype, streamed) for r in reqs]
+        while not all(a.done for a in accs):
+            live = [a for a in accs if not a.done]
+            for a in live:
+                a.start_pass()
+            feeds(live)
+            for a in live:
+                a.end_pass()
+        try:
+            reqs = gen.send([a.result for a in accs])
+        except StopIteration as stop:
+            return stop.value
+
+
+def _pieces(plan: Plan, name: str, cls: str, combo: dict[str, Any], memo: dict[Any, Any],
+            model_rule: Any) -> tuple[Iterator[Piece], str]:
+    """The merged values of one tensor under one parameter combination, chunk by chunk, and their kind.
+
+    Kind: ``update`` (tau*, to scale by lambda), ``update-fixed`` (tau* added without lambda) or ``weights``.
+    """
+    algo = plan.algo
+    inputs = plan.inputs
+    info = inputs.reference.infos[name]
+    has_base = inputs.base is not None
+    kind = "weights" if algo.space == "weights" else "update"
+    params = {k: v for k, v in combo.items() if k != "mean_scale"}
+
+    if algo.space == "subspace" and cls in ("svd", "svd-flat"):
+        def whole() -> Iterator[Piece]:
+            tasks = Tasks(inputs, name, cls, memo=memo, matrix=cls == "svd-flat", cache=_fits(plan, info.shape))
+            value = algo.fn(tasks, **params).reshape(info.shape)
+            yield None, value, tasks.base().reshape(info.shape) if has_base else None
+            tasks.release()
+        return whole(), kind
+
+    if algo.space == "subspace":  # class mean: the average task vector
+        if combo.get("mean_scale") == "1":
+            kind = "update-fixed"
+
+        def mean_rule(c: Tasks) -> Tensor:
+            return (c.weight_tensor() * c.taus()).sum(0) / c.T
+
+        return _stream_rule(plan, name, cls, mean_rule), kind
+
+    if model_rule is not None:
+        return _stream_rule(plan, name, cls, model_rule), kind
+
+    fits = _fits(plan, info.shape)
+    tasks = Tasks(inputs, name, cls, memo=memo, cache=fits)
+    result = algo.fn(tasks, **params)
+    first = None
+    if inspect.isgenerator(result):
+        try:
+            first = next(result)
+        except StopIteration as stop:  # needed no statistics after all
+            first, result = None, stop.value
+    if first is not None:
+        if fits:
+            def feeds(accs: list[Accumulator]) -> None:
+                for a in accs:
+                    a.feed(tasks)
+            rule = _run_requests(result, feeds, first, inputs.dtype, streamed=False)
+        else:
+            step = chunk_rows(plan, info.shape)
+
+            def feeds(accs: list[Accumulator]) -> None:
+                draws = Draws(name)
+                for rows in _chunks(plan, name, step):
+                    c = Tasks(inputs, name, cls, rows=rows, draws=draws, memo=memo, cache=True)
+                    for a in accs:
+                        a.feed(c)
+            rule = _run_requests(result, feeds, first, inputs.dtype, streamed=True)
+        result = rule
+    if callable(result):
+        if fits:
+            def single() -> Iterator[Piece]:
+                yield None, result(tasks), tasks.base() if has_base else None
+                tasks.release()
+            return single(), kind
+        return _stream_rule(plan, name, cls, result), kind
+
+    def done() -> Iterator[Piece]:
+        yield None, result, tasks.base() if has_base else None
+        tasks.release()
+    return done(), kind
+
+
+def _fits(plan: Plan, shape: tuple[int, ...]) -> bool:
+    return chunk_rows(plan, shape) >= _rows(shape)
+
+
+def _stream_rule(plan: Plan, name: str, cls: str, rule: Callable[[Tasks], Tensor]) -> Iterator[Piece]:
+    inputs = plan.inputs
+    shape = inputs.reference.infos[name].shape
+    if _fits(plan, shape):
+        c = Tasks(inputs, name, cls)
+        yield None, rule(c), c.base() if inputs.base is not None else None
+        return
+    draws = Draws(name)
+    for rows in _chunks(plan, name, chunk_rows(plan, shape)):
+        c = Tasks(inputs, name, cls, rows=rows, draws=draws, cache=True)
+        yield rows, rule(c), c.base() if inputs.base is not None else None
+
+
+def _finalize(value: Tensor, base: Tensor | None, kind: str, lam: float | None, scale: float) -> Tensor:
+    if kind == "weights":
+        return value if scale == 1.0 or base is None else base + scale * (value - base)
+    factor = scale * (1.0 if kind == "update-fixed" or lam is None else lam)
+    assert base is not None
+    return base + factor * value
+
+
+def merge_tensor(plan: Plan, name: str, model_rules: dict[tuple[int, str], Any]) -> list[Tensor]:
+    """Every output's merged tensor ``name`` (in the outputs' order), cast to its output dtype."""
+    inputs = plan.inputs
+    info = inputs.reference.infos[name]
+    out_dtype = torch_dtype(next(i.dtype for i in plan.out_infos if i.name == name))
+    cls = plan.classes[name]
+    if cls == "base":
+        assert inputs.base is not None
+        w0 = inputs.base.get(name).to(out_dtype)
+        return [w0] * len(plan.outputs)
+    scale = plan.lam_scale(name)
+    memo: dict[Any, Any] = {}
+    results: list[Tensor | None] = [None] * len(plan.outputs)
+    for ci, combo in enumerate(plan.combos):
+        mine = [(oi, o) for oi, o in enumerate(plan.outputs) if o.combo is combo]
+        bufs = {oi: torch.empty(info.shape, dtype=out_dtype) for oi, _ in mine}
+        pieces, kind = _pieces(plan, name, cls, combo, memo, model_rules.get((ci, name)))
+        for rows, value, base in pieces:
+            for oi, out in mine:
+                merged = _finalize(value, base, kind, out.lam, scale)
+                if not bool(torch.isfinite(merged).all()):
+                    raise AsrmergeError(f"tensor {name}: the merge produced NaN or Inf", subject=plan.algo.name,
+                                        hint="check the inputs and parameters (a weight sum of 0? an extreme lam?)")
+                target = bufs[oi] if rows is None else bufs[oi][rows[0]:rows[1]]
+                target.copy_(merged.reshape(target.shape).to(out_dtype))
+        for oi, _ in mine:
+            results[oi] = bufs[oi]
+    return [r for r in results if r is not None]
+
+
+def model_scope_rules(plan: Plan) -> dict[tuple[int, str], Any]:
+    """For ``scope=model`` combinations: each tensor's rule, after statistics streamed over the whole model."""
+    rules: dict[tuple[int, str], Any] = {}
+    inputs = plan.inputs
+    names = [n for n, c in plan.classes.items() if c != "base"]
+    total = sum(inputs.reference.infos[n].numel for n in names)
+    for ci, combo in enumerate(plan.combos):
+        if combo.get("scope") != "model" or plan.algo.space == "subspace":
+            continue
+        params = {k: v for k, v in combo.items() if k != "mean_scale"}
+        gens = {}
+        for n in names:
+            g = plan.algo.fn(Tasks(inputs, n, plan.classes[n], scope_numel=total, cache=False), **params)
+            gens[n] = g
+        if not all(inspect.isgenerator(g) for g in gens.values()):
+            continue
+        pending = {}
+        for n, g in gens.items():
+            try:
+                pending[n] = next(g)
+            except StopIteration as stop:
+                rules[(ci, n)] = stop.value
+        while pending:
+            first = next(iter(pending.values()))
+            shared = [None if r.per_tensor else Accumulator(r, inputs.dtype, streamed=True) for r in first]
+            own = {n: [Accumulator(r, inputs.dtype, streamed=True) if r.per_tensor else None for r in reqs]
+                   for n, reqs in pending.items()}
+            live = [a for a in shared if a is not None] + [a for accs in own.values() for a in accs if a is not None]
+            while not all(a.done for a in live):
+                active = [a for a in live if not a.done]
+                for a in active:
+                    a.start_pass()
+                for n, reqs in pending.items():
+                    draws = Draws(n)
+                    for rows in _chunks(plan, n, chunk_rows(plan, inputs.reference.infos[n].shape)):
+                        c = Tasks(inputs, n, plan.classes[n], rows=rows, draws=draws, cache=True, scope_numel=total)
+                        for j, r in enumerate(reqs):
+                            acc = shared[j] or own[n][j]
+                            assert acc is not None
+                            if not acc.done:
+                                acc.feed(c, r.fn)  # the same statistic, through this tensor's closure
+                for a in active:
+                    a.end_pass()
+            nxt = {}
+            for n, g in gens.items():
+                if n not in pending:
+                    continue
+                results = [(shared[j] or own[n][j]).result for j in range(len(first))]  # type: ignore[union-attr]
+                try:
+                    nxt[n] = g.send(results)
+                except StopIteration as stop:
+                    rules[(ci, n)] = stop.value
+            pending = nxt
+    return rules
+
+
+class Sink(Protocol):
+    def write(self, name: str, tensor: Tensor) -> None: ...
+
+
+def run(plan: Plan, *, progress: Progress | None = None, warn: Warn | None = None,
+        sinks: Sequence[Sink] | None = None) -> None:
+    """Execute ``plan``: write every output, atomically (all of them, or none on failure).
+
+    Args:
+        plan: from :func:`asrmerge.merge.plan.make_plan`.
+        progress: receives one advance per tensor.
+        warn: receives warnings (one line each).
+        sinks: receivers of each output's tensors instead of files (the Python API), in outputs' order.
+    """
+    progress = progress or NoProgress()
+    inputs = plan.inputs
+    names = list(inputs.reference.infos)
+    support = inputs.reference.support_files() or next(
+        (f for f in (s.support_files() for s in inputs.sources) if f), {})
+    if warn is not None and inputs.base is not None:
+        _warn_frozen_positions(plan, warn)
+    progress.start(len(names), "statistics")
+    model_rules = model_scope_rules(plan)
+    with ExitStack() as stack:
+        writers: list[Sink] = list(sinks) if sinks is not None else [
+            stack.enter_context(CheckpointWriter(o.path, plan.out_infos, metadata=o.metadata,
+                                                 shard_size=plan.shard_size, support=support))
+            for o in plan.outputs]
+        progress.start(len(names), f"merge {plan.algo.name}")
+        for name in names:
+            for w, t in zip(writers, merge_tensor(plan, name, model_rules), strict=True):
+                w.write(name, t)
+            progress.advance(name)
+
+
+def _warn_frozen_positions(plan: Plan, warn: Warn) -> None:
+    name = "model.encoder.embed_positions.weight"
+    if name not in plan.classes:
+        return
+    tasks = Tasks(plan.inputs, name, plan.classes[name], cache=False)
+    for t in range(tasks.T):
+        if bool(tasks.tau(t).any()):
+            warn(f"{plan.inputs.sources[t].label}: {name} differs from the base (Whisper's encoder positions are a "
+                 "frozen sinusoid); it is merged like any other tensor")
+            return

@@ -1,0 +1,39 @@
+"""Iso-C: isotropic merging in common subspace. Marczak et al. 2025, arXiv:2502.04959 (ALGORITHMS.md 6.1)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+from asrmerge.merge.registry import P, algorithm
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from asrmerge.merge.tasks import Tasks
+
+RANK_MODES = ("numerical", "full")
+
+
+def weighted_sum(tasks: Tasks) -> Tensor:
+    """Delta = sum_t w_t tau_t, one task at a time."""
+    out = tasks.weights[0] * tasks.tau(0)
+    for t in range(1, tasks.T):
+        out = out + tasks.weights[t] * tasks.tau(t)
+    return out
+
+
+@algorithm("iso-c", space="subspace", paper="Marczak et al. 2025, No task left behind (Iso-C), arXiv:2502.04959")
+def iso_c(tasks: Tasks, *,
+          rank_mode: Annotated[str, P(RANK_MODES, "average the numerically nonzero singular values (ours), or all (the reference)")] = "numerical",
+          lam: Annotated[float, P("(0,3]", "scaling factor lambda (the Iso code tunes it over (0, 3])", source="FusionBench")] = 1.0) -> Tensor:
+    """Iso-C: flatten the spectrum of the summed task vectors to its mean singular value."""
+    from asrmerge.linalg.svd import numerical_rank, svd
+
+    delta = weighted_sum(tasks)
+    u, s, vh = svd(delta, name=tasks.name)
+    if rank_mode == "full":
+        return s.mean() * (u @ vh)
+    rho = numerical_rank(s, delta.shape, delta.dtype)
+    if rho == 0:
+        return delta.new_zeros(delta.shape)
+    return s[:rho].mean() * (u[:, :rho] @ vh[:rho])

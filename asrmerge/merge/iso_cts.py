@@ -1,0 +1,74 @@
+"""Iso-CTS: isotropic merging in common and task-specific subspaces. Marczak et al. 2025, arXiv:2502.04959 (6.2)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+from asrmerge.merge.iso_c import RANK_MODES, weighted_sum
+from asrmerge.merge.registry import P, algorithm
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from asrmerge.merge.tasks import Tasks
+
+ORTHS = ("svd", "ns")
+NS_COEFFS = ("muon", "schedule", "cubic")
+
+
+def sizes(r: int, T: int, common_frac: float) -> tuple[int, int]:
+    """(k, s): the common-subspace rank and the per-task rank, as the reference code sizes them."""
+    k = int(common_frac * r)
+    s_tot = round((r - k) / T) * T  # Python rounds half to even, as the reference
+    if s_tot > r:
+        s_tot = (r // T) * T
+    return r - s_tot, s_tot // T
+
+
+@algorithm("iso-cts", space="subspace", paper="Marczak et al. 2025, No task left behind (Iso-CTS), arXiv:2502.04959")
+def iso_cts(tasks: Tasks, *,
+            common_frac: Annotated[float, P("[0,1]", "fraction of the rank given to the common subspace")] = 0.8,
+            orth: Annotated[str, P(ORTHS, "orthogonalise by polar factor (the reference) or Newton-Schulz")] = "svd",
+            ns_steps: Annotated[int, P("[1,100]", "Newton-Schulz iterations (orth=ns)")] = 5,
+            ns_coeffs: Annotated[str, P(NS_COEFFS, "Newton-Schulz coefficients (orth=ns)")] = "muon",
+            rank_mode: Annotated[str, P(RANK_MODES, "drop numerically zero triplets (ours) or keep all (the reference)")] = "numerical",
+            lam: Annotated[float, P("(0,3]", "scaling factor lambda")] = 1.0) -> Tensor:
+    """Iso-CTS: common subspace of the sum plus each task's own residual directions, flattened to one scale."""
+    import torch
+
+    from asrmerge.linalg.svd import eps_tol, orthogonalise, svd
+
+    m, n = tasks.shape[0], tasks.shape[1]
+    r = min(m, n)
+    T = tasks.T
+    k, s = sizes(r, T, common_frac)
+    total = weighted_sum(tasks)
+    u, sig, vh = svd(total, name=tasks.name)
+    numerical = rank_mode == "numerical"
+
+    def kept(sv: Tensor, sigma1: float, shape: tuple[int, ...]) -> Tensor:
+        """Triplets above epsilon_tol of their source matrix (all of them with rank_mode=full)."""
+        if not numerical:
+            return torch.ones_like(sv, dtype=torch.bool)
+        return sv > eps_tol(sigma1, shape, sv.dtype) if sigma1 > 0 else torch.zeros_like(sv, dtype=torch.bool)
+
+    blocks_u, blocks_s, blocks_v = [], [], []
+    uc, sc, vc = u[:, :k], sig[:k], vh[:k].mT
+    for t in range(T if s > 0 else 0):
+        x = tasks.weights[t] * tasks.tau(t)
+        resid = x - uc @ (uc.mT @ x)
+        ut, st, vth = svd(resid, name=tasks.name)
+        keep = kept(st[:s], float(st[0]) if st.numel() else 0.0, resid.shape)
+        blocks_u.append(ut[:, :s][:, keep])
+        blocks_s.append(st[:s][keep])
+        blocks_v.append(vth[:s].mT[:, keep])
+    keep = kept(sc, float(sig[0]) if sig.numel() else 0.0, total.shape)
+    blocks_u.append(uc[:, keep])
+    blocks_s.append(sc[keep])
+    blocks_v.append(vc[:, keep])
+    ubar, sall, vbar = torch.cat(blocks_u, 1), torch.cat(blocks_s), torch.cat(blocks_v, 1)
+    if sall.numel() == 0:
+        return total.new_zeros(total.shape)
+    u_p = orthogonalise(ubar, orth, ns_steps=ns_steps, ns_coeffs=ns_coeffs, name=tasks.name)
+    v_p = orthogonalise(vbar, orth, ns_steps=ns_steps, ns_coeffs=ns_coeffs, name=tasks.name)
+    return sall.mean() * (u_p @ v_p.mT)

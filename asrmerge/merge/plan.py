@@ -1,0 +1,323 @@
+"""A merge before it runs: parameters checked, inputs opened and matched, tensors classified, outputs named.
+
+Everything here reads headers (and the few rows a fingerprint needs), never whole tensors, so every usage
+error and incompatibility is reported before the first byte of arithmetic, and ``--dry-run`` can say what
+a merge will do and cost.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from asrmerge.compat import require_compatible, require_same_base
+from asrmerge.errors import UsageError
+from asrmerge.io.checkpoint import Checkpoint, open_checkpoint
+from asrmerge.io.metadata import provenance
+from asrmerge.io.tensors import TensorInfo
+from asrmerge.io.writer import check_destination
+from asrmerge.merge import registry
+from asrmerge.merge.policy import Policy, group_scale, parse_rules
+from asrmerge.merge.tasks import Inputs
+
+DEFAULT_BUDGET = 512 << 20  # bytes of working set per tensor before the engine streams it in chunks
+
+
+@dataclass
+class MergeSpec:
+    """Everything ``asrmerge merge`` was asked to do, as given (strings are parsed by :func:`make_plan`)."""
+
+    algo: str
+    inputs: list[str]
+    base: str | None = None
+    params: list[str] = field(default_factory=list)  # "name=value[,value...]"
+    weights: list[float] | None = None
+    lam_rules: list[tuple[str, float]] = field(default_factory=list)
+    policy: str | None = None
+    output: str = "-"
+    device: str = "auto"
+    compute_dtype: torch.dtype = torch.float32
+    out_dtype: str | None = None
+    shard_size: int | None = None
+    budget: int = DEFAULT_BUDGET
+    command: str = ""
+    check_outputs: bool = True  # refuse unwritable destinations now (off for --dry-run and the Python API)
+
+
+@dataclass
+class Output:
+    """One output of a merge (several with a parameter sweep)."""
+
+    path: str
+    combo: dict[str, Any]  # algorithm parameters except lam, fully resolved
+    lam: float | None
+    metadata: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    algo: registry.Algorithm
+    inputs: Inputs
+    policy: Policy
+    classes: dict[str, str]
+    combos: list[dict[str, Any]]
+    lams: list[float | None]
+    outputs: list[Output]
+    out_infos: list[TensorInfo]
+    lam_rules: list[tuple[str, float]]
+    budget: int
+    shard_size: int | None
+    stack: ExitStack
+
+    def lam_scale(self, name: str) -> float:
+        return group_scale(self.lam_rules, name)
+
+    def close(self) -> None:
+        self.stack.close()
+
+
+def split_param(item: str) -> tuple[str, str]:
+    name, sep, value = item.partition("=")
+    if not sep or not name.strip():
+        raise UsageError(f"{item!r} is not NAME=VALUE", subject="-p", hint="write e.g. -p lam=0.8 or -p lam=0.6,0.8,1.0")
+    return name.strip(), value
+
+
+def resolve_params(algo: registry.Algorithm, items: list[str], T: int) -> tuple[dict[str, list[Any]], str | None]:
+    """Parsed values per parameter (lists: sweeps), defaults filled in; also ``-p policy=...``."""
+    values: dict[str, list[Any]] = {}
+    policy = None
+    for item in items:
+        name, raw = split_param(item)
+        if name == "policy":
+            policy = raw
+            continue
+        if name in algo.aliases:
+            raise UsageError(f"{algo.name} fixes {name}={algo.aliases[name]}", subject="-p",
+                             hint="use the algorithm without the alias to choose it")
+        param = algo.param(name)
+        parts = [raw] if param.type is str and "," not in raw else raw.split(",")
+        parsed = [param.parse(p) for p in parts if p.strip() != ""]
+        if not parsed:
+            raise UsageError(f"{name} has no value", subject="-p", hint=f"{name}: {param.doc}")
+        values[name] = parsed
+    for p in algo.params:
+        if p.name not in values:
+            if p.required:
+                raise UsageError(f"{algo.name} needs -p {p.name}=VALUE", subject="-p", hint=p.doc)
+            values[p.name] = [p.default]
+    if "rank_frac" in values:
+        values["rank_frac"] = [1.0 / T if v is None else v for v in values["rank_frac"]]
+        for v in values["rank_frac"]:
+            algo.param("rank_frac").check(v)
+    for name, fixed in algo.aliases.items():
+        values[name] = [fixed]
+    return values, policy
+
+
+def _open(spec: str, stack: ExitStack) -> Checkpoint:
+    return stack.enter_context(open_checkpoint(spec))
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError("CUDA is not available on this machine", subject="--device", hint="use --device cpu")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise UsageError(f"unknown device {name!r}", subject="--device", hint="use cpu, cuda, cuda:N or auto")
+    return torch.device(name)
+
+
+def output_paths(template: str, combos: list[dict[str, Any]], lams: list[float | None],
+                 swept: list[str]) -> list[tuple[str, int, float | None]]:
+    """(path, combo index, lam) per output; every swept parameter must appear in the template as {name}."""
+    n = len(combos) * len(lams)
+    if n > 1:
+        if template == "-":
+            raise UsageError(f"a sweep writes {n} outputs, not one stream", subject="-o",
+                             hint="name them with the swept parameters, e.g. -o 'merged-{lam}/'")
+        missing = [s for s in swept if "{" + s + "}" not in template]
+        if missing:
+            raise UsageError(f"the output name must contain {{{missing[0]}}} to tell the {n} outputs apart",
+                             subject="-o", hint=f"e.g. -o 'merged-{{{missing[0]}}}/'")
+    out = []
+    for (ci, combo), lam in itertools.product(enumerate(combos), lams):
+        fields = {**{k: registry.format_value(v) for k, v in combo.items()},
+                  "lam": registry.format_value(lam) if lam is not None else ""}
+        try:
+            path = template.format(**fields) if "{" in template else template
+        except (KeyError, IndexError, ValueError) as e:
+            raise UsageError(f"{template!r}: unknown field {e}", subject="-o",
+                             hint="fields are the algorithm's parameter names, e.g. {lam}") from e
+        out.append((path, ci, lam))
+    paths = [p for p, _, _ in out]
+    if len(set(paths)) != len(paths):
+        raise UsageError("two outputs of the sweep get the same name", subject="-o",
+                         hint="put every swept parameter in the name")
+    return out
+
+
+def make_plan(spec: MergeSpec, *, opened: tuple[Checkpoint | None, list[Checkpoint]] | None = None) -> Plan:
+    """Check ``spec`` against the registry and the inputs' headers; open everything for the merge.
+
+    Args:
+        spec: the request.
+        opened: (base, inputs) already open (the Python API); default: open ``spec.base`` and ``spec.inputs``.
+    """
+    algo = registry.get(spec.algo)
+    if not spec.inputs:
+        raise UsageError("no inputs", hint="usage: asrmerge merge --algo NAME [--base BASE] INPUT...")
+    if len(spec.inputs) < algo.min_tasks:
+        raise UsageError(f"{algo.name} needs at least {algo.min_tasks} inputs, got {len(spec.inputs)}",
+                         hint="T = 1 is no merge for this algorithm" if algo.min_tasks == 2 else None)
+    if sum(1 for s in [*spec.inputs, spec.base] if s == "-") > 1:
+        raise UsageError("stdin ('-') can be only one input")
+    values, policy_param = resolve_params(algo, spec.params, len(spec.inputs))
+    if spec.weights is not None and len(spec.weights) != len(spec.inputs):
+        raise UsageError(f"{len(spec.weights)} weights for {len(spec.inputs)} inputs", subject="--weights",
+                         hint="give one weight per input, in order")
+    policy_text = spec.policy if spec.policy is not None else policy_param
+    policy = Policy(tuple(parse_rules(policy_text))) if policy_text else Policy()
+    lams = values.pop("lam", [None])
+    swept = [k for k, v in values.items() if len(v) > 1] + (["lam"] if len(lams) > 1 else [])
+    combos = [dict(zip(values, c, strict=True)) for c in itertools.product(*values.values())]
+    targets = output_paths(spec.output, combos, lams, swept)
+    if spec.check_outputs:
+        for path, _, _ in targets:
+            check_destination(path)
+    device = _device(spec.device)
+
+    stack = ExitStack()
+    try:
+        if opened is not None:
+            base, sources = opened
+        else:
+            base = _open(spec.base, stack) if spec.base else None
+            sources = [_open(s, stack) for s in spec.inputs]
+        is_tv = [s.kind == "taskvec" for s in sources]
+        if base is None and any(is_tv):
+            first = sources[is_tv.index(True)]
+            raise UsageError("is a task vector: merging task vectors needs the base model", subject=first.label,
+                             hint="pass --base BASE (the model the task vectors were taken from)")
+        if base is None and algo.needs_base:
+            raise UsageError(f"{algo.name} needs the base model", subject="--base", hint="pass --base BASE")
+        if base is not None and base.kind == "taskvec":
+            raise UsageError("is a task vector, not a base model", subject=base.label, hint="--base takes the pre-trained model")
+        ref = base if base is not None else sources[0]
+        require_compatible(ref, [s for s in sources if s is not ref])
+        if base is not None:
+            for s in sources:
+                if s.kind == "taskvec":
+                    require_same_base(base, s)
+        inputs = Inputs(base, sources, is_tv, list(spec.weights or [1.0] * len(sources)), spec.compute_dtype, device)
+        classes = {name: policy.classify(info) for name, info in ref.infos.items()}
+        if base is None and any(c == "base" for c in classes.values()):
+            raise UsageError("class base needs the base model", subject="policy", hint="pass --base BASE")
+        if base is None and spec.lam_rules:
+            raise UsageError("per-group factors scale W* - W_0 and need the base model", subject="--lam",
+                             hint="pass --base BASE")
+        out_infos = [i.with_dtype(spec.out_dtype) if spec.out_dtype and i.is_float else i for i in ref.infos.values()]
+        fingerprints = [s.fingerprint() if s.kind == "model" else f"taskvec of {s.base_fingerprint()}" for s in sources]
+        outputs = []
+        for path, ci, lam in targets:
+            params = {**combos[ci], **({"lam": lam} if lam is not None else {})}
+            meta = provenance(
+                "model", command=spec.command, dtype=spec.out_dtype or ref.dtype,
+                base_fingerprint=base.fingerprint() if base is not None else None,
+                algo=algo.name, params=params, seed=str(params.get("seed", "")),
+                inputs=[s.label for s in sources], input_fingerprints=fingerprints,
+                weights=inputs.weights, policy=policy.describe(), lam_groups=spec.lam_rules,
+                compute_dtype=str(spec.compute_dtype).removeprefix("torch."),
+            )
+            outputs.append(Output(path, combos[ci], lam, meta))
+        return Plan(algo, inputs, policy, classes, combos, lams, outputs, out_infos, spec.lam_rules,
+                    spec.budget, spec.shard_size, stack)
+    except BaseException:
+        stack.close()
+        raise
+
+
+def svd_count(algo: registry.Algorithm, T: int, combo: dict[str, Any]) -> int:
+    """Decompositions per ``svd`` tensor (the polar factors of TSV/Iso-CTS count as two more)."""
+    orth_svd = combo.get("orth", "svd") == "svd"
+    if algo.name in ("iso-c",):
+        return 1
+    if algo.name in ("iso-cts",):
+        return 1 + T + (2 if orth_svd else 0)
+    if algo.space == "subspace":
+        return T + (2 if orth_svd else 0)
+    return 0
+
+
+def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float = 1.0e9) -> dict[str, Any]:
+    """What the merge will do, from headers: each tensor's class, the SVDs, estimated memory and time.
+
+    Args:
+        svd_rate: seconds per m*n^2 flop-unit of a thin SVD (m >= n); measured on the device if None.
+        io_rate: bytes per second assumed for reading inputs and writing outputs.
+    """
+    inputs = plan.inputs
+    T = inputs.T
+    ref = inputs.reference
+    if svd_rate is None:
+        svd_rate = measure_svd_rate(inputs.device, inputs.dtype)
+    elem = torch.finfo(inputs.dtype).bits // 8
+    tensors = []
+    svds = 0
+    svd_seconds = 0.0
+    peak = 0
+    for name, info in ref.infos.items():
+        cls = plan.classes[name]
+        per_svd = 0
+        if plan.algo.space == "subspace" and cls in ("svd", "svd-flat"):
+            per_svd = sum(svd_count(plan.algo, T, c) for c in plan.combos)
+            m, n = info.shape[0], math.prod(info.shape[1:])
+            m, n = max(m, n), min(m, n)
+            svd_seconds += per_svd * svd_rate * m * n * n
+            svds += per_svd
+        work = (T + 3) * info.numel * elem
+        peak = max(peak, min(work, plan.budget + 2 * info.numel * elem))
+        tensors.append({"tensor": name, "shape": list(info.shape), "dtype": info.dtype, "class": cls, "svds": per_svd})
+    read_bytes = sum(i.nbytes for i in ref.infos.values()) * (T + (1 if inputs.base is not None else 0))
+    write_bytes = sum(i.nbytes for i in plan.out_infos) * len(plan.outputs)
+    classes: dict[str, int] = {}
+    for c in plan.classes.values():
+        classes[c] = classes.get(c, 0) + 1
+    return {
+        "algo": plan.algo.name,
+        "tasks": T,
+        "tensors": tensors,
+        "classes": classes,
+        "svds": svds,
+        "outputs": [{"path": o.path, "params": {**o.combo, **({"lam": o.lam} if o.lam is not None else {})}}
+                    for o in plan.outputs],
+        "device": str(inputs.device),
+        "compute_dtype": str(inputs.dtype).removeprefix("torch."),
+        "read_bytes": read_bytes,
+        "write_bytes": write_bytes,
+        "peak_bytes_estimate": peak + 256 * 2**20,
+        "seconds_estimate": svd_seconds + (read_bytes + write_bytes) / io_rate,
+        "svd_seconds_estimate": svd_seconds,
+    }
+
+
+def measure_svd_rate(device: torch.device, dtype: torch.dtype, n: int = 384) -> float:
+    """Seconds per m*n^2 unit of a thin SVD on ``device``, from one timed n x n decomposition."""
+    import time
+
+    a = torch.randn(n, n, dtype=dtype, device=device)
+    torch.linalg.svd(a, full_matrices=False)  # warm up
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    torch.linalg.svd(a, full_matrices=False)
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - t0) / n**3
+

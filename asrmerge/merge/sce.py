@@ -1,0 +1,63 @@
+"""SCE: select, calculate, erase. FuseChat, Wan et al. 2024, arXiv:2408.07990 (ALGORITHMS.md 5.5); mergekit sce.
+
+The per-task weights are SCE's own (mean squares of the selected task vectors); ``--weights`` are not used.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Annotated, Any
+
+from asrmerge.merge.registry import P, algorithm
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from asrmerge.merge.stream import Rule
+    from asrmerge.merge.tasks import Tasks
+
+
+@algorithm("sce", space="tau", paper="Wan et al. 2024, FuseChat (SCE), arXiv:2408.07990")
+def sce(tasks: Tasks, *,
+        select_topk: Annotated[float, P("(0,1]", "fraction rho_s of entries with the largest variance across tasks kept (1: all)")] = 1.0,
+        lam: Annotated[float, P("(0,3]", "scaling factor lambda (mergekit has none: 1)")] = 1.0) -> Generator[Any, Any, Rule]:
+    """SCE: keep the entries whose values vary most across tasks, weigh tasks by energy, merge agreeing signs."""
+    import torch
+
+    from asrmerge.merge.stream import KthLargest, Total
+
+    def variance(c: Tasks) -> Tensor:
+        return c.cached("sce-var", lambda: c.taus().var(0, unbiased=False))
+
+    thr: float | None = None
+    if select_topk < 1.0:
+        (nnz,) = yield [Total(lambda c: (variance(c) != 0).sum())]
+        k = math.floor(select_topk * int(nnz))
+        if k == 0:
+            return lambda c: torch.zeros(c.shape, dtype=c.dtype, device=c.device)
+        (thr,) = yield [KthLargest(variance, k)]
+
+    def selected(c: Tasks, t: int) -> Tensor:
+        x = c.tau(t)
+        return x if thr is None else x * (variance(c) >= thr)
+
+    (energy,) = yield [Total(lambda c: torch.stack([selected(c, t).pow(2).sum() for t in range(c.T)]))]
+    total = float(energy.sum())
+    w = [float(e) / total for e in energy.tolist()] if total > 0 else [1.0 / tasks.T] * tasks.T
+
+    def rule(c: Tasks) -> Tensor:
+        xs = [selected(c, t) for t in range(c.T)]
+        s = xs[0]
+        for x in xs[1:]:
+            s = s + x
+        gamma = torch.where(s >= 0, 1.0, -1.0).to(s.dtype)
+        num = torch.zeros_like(s)
+        den = torch.zeros_like(s)
+        for wt, x in zip(w, xs, strict=True):
+            m = torch.sign(x) == gamma
+            num = num + wt * m * x
+            den = den + wt * m
+        return num / torch.where(den == 0, 1.0, den)
+
+    return rule

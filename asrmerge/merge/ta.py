@@ -1,0 +1,39 @@
+"""Task Arithmetic. Ilharco et al. 2023, arXiv:2212.04089 (ALGORITHMS.md 5.1)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+from asrmerge.merge.registry import P, algorithm
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from asrmerge.merge.stream import Rule
+    from asrmerge.merge.tasks import Tasks
+
+
+def weighted_sum(c: Tasks) -> Tensor:
+    """sum_t w_t tau_t over one chunk, one task at a time."""
+    out = c.weights[0] * c.tau(0)
+    for t in range(1, c.T):
+        out = out + c.weights[t] * c.tau(t)
+    return out
+
+
+@algorithm("ta", space="tau", paper="Ilharco et al. 2023, Editing models with task arithmetic, arXiv:2212.04089")
+def ta(tasks: Tasks, *,
+       lam: Annotated[float, P("(0,3]", "scaling factor: W* = W0 + lam * sum_t w_t tau_t", source="FusionBench scaling_factor")] = 0.3,
+       normalize: Annotated[bool, P(None, "divide the sum by sum_t w_t")] = False) -> Rule:
+    """Task Arithmetic: add the weighted sum of task vectors to the base."""
+    from asrmerge.errors import UsageError
+
+    total = sum(tasks.weights)
+    if normalize and total == 0:
+        raise UsageError("normalize=true divides by the weights' sum, which is 0", subject="--weights")
+
+    def rule(c: Tasks) -> Tensor:
+        s = weighted_sum(c)
+        return s / total if normalize else s
+
+    return rule

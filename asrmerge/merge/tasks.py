@@ -1,0 +1,171 @@
+"""What an algorithm sees of one tensor: W_0, the W_t or tau_t of every task, weights, and DARE draws.
+
+A :class:`Tasks` covers one tensor, or a range of its rows (a chunk) when the engine streams a tensor too
+large to hold T times. Reads are lazy, upcast to the compute dtype on the compute device, checked for
+NaN/Inf, and cached for the object's life when the engine allows it. tau_t is read from a task vector or
+computed as W_t - W_0; W_t is read from a model or computed as W_0 + tau_t.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from asrmerge.errors import UsageError
+from asrmerge.taskvec import finite
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from asrmerge.io.checkpoint import Checkpoint
+
+
+@dataclass
+class Inputs:
+    """The opened inputs of one merge."""
+
+    base: Checkpoint | None
+    sources: list[Checkpoint]
+    is_taskvec: list[bool]
+    weights: list[float]
+    dtype: torch.dtype = torch.float32
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def T(self) -> int:  # noqa: N802  (the paper's notation)
+        return len(self.sources)
+
+    @property
+    def reference(self) -> Checkpoint:
+        """The checkpoint whose names, shapes and dtypes the output takes: the base, else the first input."""
+        return self.base if self.base is not None else self.sources[0]
+
+    def read(self, ckpt: Checkpoint, name: str, rows: tuple[int, int] | None) -> Tensor:
+        t = ckpt.get(name) if rows is None else ckpt.get_range(name, *rows)
+        finite(t, name, ckpt.label)
+        return t.to(device=self.device, dtype=self.dtype, non_blocking=True)
+
+
+def draw_seed(seed: int, name: str, t: int) -> int:
+    """The DARE generator seed of (task t, tensor name): the first 8 bytes of SHA-256("{seed}:{name}:{t}")."""
+    digest = hashlib.sha256(f"{seed}:{name}:{t}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+class Draws:
+    """Uniform draws for DARE masks, consumed in row order across the chunks of one pass over a tensor.
+
+    Draws come from a CPU ``torch.Generator`` per (seed, tensor, task), so they are the same on every
+    device, thread count and chunking.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._gens: dict[tuple[int, int], torch.Generator] = {}
+
+    def next(self, seed: int, t: int, shape: tuple[int, ...]) -> Tensor:
+        g = self._gens.get((seed, t))
+        if g is None:
+            g = self._gens[(seed, t)] = torch.Generator().manual_seed(draw_seed(seed, self.name, t))
+        return torch.rand(shape, generator=g, dtype=torch.float32)
+
+
+class Tasks:
+    """One tensor (or rows ``rows`` of it) across the base and the T tasks.
+
+    Attributes:
+        name: canonical tensor name.
+        cls: its policy class (``svd``, ``svd-flat``, ``mean``).
+        full_shape: the whole tensor's shape; ``shape`` is this chunk's.
+        T, weights: task count and per-task weights w_t.
+        scope_numel: elements the algorithm's statistics run over (this tensor, or the model for scope=model).
+        memo: scratch space kept across parameter combinations of a sweep (same tensor).
+    """
+
+    def __init__(self, inputs: Inputs, name: str, cls: str, *, rows: tuple[int, int] | None = None,
+                 cache: bool = True, draws: Draws | None = None, scope_numel: int | None = None,
+                 memo: dict[Any, Any] | None = None, matrix: bool = False) -> None:
+        self.inputs = inputs
+        self.name = name
+        self.cls = cls
+        info = inputs.reference.infos[name]
+        self.full_shape = info.shape
+        self.rows = rows
+        self.shape = info.shape if rows is None else (rows[1] - rows[0], *info.shape[1:])
+        self.numel = math.prod(self.shape)
+        self.scope_numel = scope_numel if scope_numel is not None else math.prod(info.shape)
+        self.T = inputs.T
+        self.weights = list(inputs.weights)
+        self.dtype = inputs.dtype
+        self.device = inputs.device
+        self.cache = cache
+        self.memo = memo if memo is not None else {}
+        self.matrix = matrix  # svd-flat: present N-D tensors as (shape[0], rest)
+        self._draws = draws or Draws(name)
+        self._cache: dict[Any, Tensor] = {}
+
+    def _view(self, t: Tensor) -> Tensor:
+        return t.reshape(t.shape[0], -1) if self.matrix else t
+
+    def cached(self, key: Any, make: Any) -> Tensor:
+        """``make()``, computed once per chunk (when caching is on): for values several rules share."""
+        return self._get(("user", key), make)
+
+    def _get(self, key: Any, make: Any) -> Tensor:
+        if key in self._cache:
+            return self._cache[key]
+        value = make()
+        if self.cache:
+            self._cache[key] = value
+        return value
+
+    @property
+    def has_base(self) -> bool:
+        return self.inputs.base is not None
+
+    def base(self) -> Tensor:
+        """W_0 in the compute dtype."""
+        if self.inputs.base is None:
+            raise UsageError("this algorithm needs the base model", subject="--base", hint="pass --base BASE")
+        base = self.inputs.base
+        return self._get("base", lambda: self._view(self.inputs.read(base, self.name, self.rows)))
+
+    def tau(self, t: int) -> Tensor:
+        """tau_t = W_t - W_0 (read directly from a task vector input)."""
+        def make() -> Tensor:
+            src = self.inputs.sources[t]
+            raw = self._view(self.inputs.read(src, self.name, self.rows))
+            return raw if self.inputs.is_taskvec[t] else raw - self.base()
+
+        return self._get(("tau", t), make)
+
+    def theta(self, t: int) -> Tensor:
+        """W_t, the task's full weights (W_0 + tau_t for a task vector input)."""
+        def make() -> Tensor:
+            src = self.inputs.sources[t]
+            raw = self._view(self.inputs.read(src, self.name, self.rows))
+            return self.base() + raw if self.inputs.is_taskvec[t] else raw
+
+        return self._get(("theta", t), make)
+
+    def taus(self) -> Tensor:
+        """All tau_t stacked along a new first dimension: shape (T, *shape)."""
+        return torch.stack([self.tau(t) for t in range(self.T)])
+
+    def thetas(self) -> Tensor:
+        return torch.stack([self.theta(t) for t in range(self.T)])
+
+    def weight_tensor(self) -> Tensor:
+        """w_t shaped (T, 1, ..., 1) to broadcast over a stack."""
+        return torch.tensor(self.weights, dtype=self.dtype, device=self.device).reshape(-1, *([1] * len(self.shape)))
+
+    def uniform(self, seed: int, t: int) -> Tensor:
+        """u ~ U[0,1) per element of this chunk for task t (DARE), the same on every device and chunking."""
+        return self._get(("u", seed, t), lambda: self._draws.next(seed, t, self.shape).to(self.device))
+
+    def release(self) -> None:
+        self._cache.clear()

@@ -1,0 +1,87 @@
+"""TIES-Merging: trim, elect sign, disjoint merge. Yadav et al. 2023, arXiv:2306.01708 (ALGORITHMS.md 5.2)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Generator
+from typing import TYPE_CHECKING, Annotated, Any
+
+from asrmerge.merge.registry import P, algorithm
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from asrmerge.merge.stream import Rule
+    from asrmerge.merge.tasks import Tasks
+
+AGGS = ("dis-mean", "dis-sum", "dis-max")
+
+
+def top_k(n: int, density: float, k_rule: str) -> int:
+    """Entries each task keeps: max(1, floor(rho n)), or the reference's floor(rho n) + 1 (capped at n)."""
+    k = math.floor(density * n)
+    return min(n, k + 1) if k_rule == "ref" else max(1, k)
+
+
+def trim_thresholds(tasks: Tasks, density: float, k_rule: str,
+                    value: Callable[[Tasks, int], Tensor]) -> Generator[Any, Any, list[float] | None]:
+    """Ask for each task's top-k threshold t_k(|value|) over the scope; ``None`` when nothing is trimmed."""
+    from asrmerge.merge.stream import KthLargest
+
+    if density >= 1.0:
+        return None
+    k = top_k(tasks.scope_numel, density, k_rule)
+    thr = yield [KthLargest(magnitude(value, t), k) for t in range(tasks.T)]
+    return [float(x) for x in thr]
+
+
+def magnitude(value: Callable[[Tasks, int], Tensor], t: int) -> Callable[[Tasks], Tensor]:
+    """|value(chunk, t)| as a one-argument function of the chunk."""
+    return lambda c: value(c, t).abs()
+
+
+def trimmed(x: Tensor, thr: float | None) -> Tensor:
+    """x with entries below the threshold magnitude zeroed (entries tied at the threshold are kept)."""
+    return x if thr is None else x * (x.abs() >= thr)
+
+
+def disjoint_merge(xs: list[Tensor], weights: list[float], agg: str) -> Tensor:
+    """TIES steps 2-3: elect the sign of sum_t w_t x_t (+1 where it is 0), then merge the agreeing entries."""
+    import torch
+
+    total = weights[0] * xs[0]
+    for w, x in zip(weights[1:], xs[1:], strict=True):
+        total = total + w * x
+    gamma = torch.where(total >= 0, 1.0, -1.0).to(total.dtype)
+    num = torch.zeros_like(total)
+    den = torch.zeros_like(total)
+    peak = torch.zeros_like(total)
+    for w, x in zip(weights, xs, strict=True):
+        m = (x != 0) & (torch.sign(x) == gamma)
+        if agg == "dis-max":
+            peak = torch.maximum(peak, (x * m).abs())
+        else:
+            num = num + w * (x * m)
+            den = den + w * m
+    if agg == "dis-max":
+        return gamma * peak
+    if agg == "dis-sum":
+        return num
+    return torch.where(den != 0, num / torch.where(den != 0, den, 1.0), 0.0)
+
+
+@algorithm("ties", space="tau", paper="Yadav et al. 2023, TIES-Merging, arXiv:2306.01708")
+def ties(tasks: Tasks, *,
+         density: Annotated[float, P("(0,1]", "fraction rho of entries each task keeps (top-k by magnitude)")] = 0.2,
+         scope: Annotated[str, P(("tensor", "model"), "where the top-k is taken: per tensor (mergekit) or over the whole model (the paper)")] = "tensor",
+         agg: Annotated[str, P(AGGS, "disjoint aggregation: mean, sum or max of the agreeing entries")] = "dis-mean",
+         k_rule: Annotated[str, P(("floor", "ref"), "k = max(1, floor(rho n)), or floor(rho n) + 1 as the reference code")] = "floor",
+         lam: Annotated[float, P("(0,3]", "scaling factor lambda")] = 1.0) -> Generator[Any, Any, Rule]:
+    """TIES-Merging: trim each task to its top-k, elect a sign per entry, average the agreeing entries."""
+    thr = yield from trim_thresholds(tasks, density, k_rule, lambda c, t: c.tau(t))
+
+    def rule(c: Tasks) -> Tensor:
+        xs = [trimmed(c.tau(t), thr[t] if thr else None) for t in range(c.T)]
+        return disjoint_merge(xs, c.weights, agg)
+
+    return rule

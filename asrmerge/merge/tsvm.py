@@ -1,0 +1,84 @@
+"""TSV-M: task singular vectors merging. Gargiulo et al. 2025, arXiv:2412.00081 (ALGORITHMS.md 6.3).
+
+``tsvm-ns`` is TSV-M with Newton-Schulz orthogonalisation, the paper's "TSV-M w/ NS". Each task's
+truncated SVD is kept in the tensor's memo, so a sweep over orth, lambda or BoostedTSV-M's beta
+decomposes every task once.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+from asrmerge.merge.registry import P, algorithm
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+    from asrmerge.merge.tasks import Tasks
+
+ORTHS = ("svd", "ns", "eigh")
+NS_COEFFS = ("muon", "schedule", "cubic")
+
+
+def task_svd(tasks: Tasks, t: int) -> tuple[Tensor, Tensor, Tensor, int]:
+    """(U, sigma, V, rho) of w_t tau_t: the thin SVD and its numerical rank, computed once per tensor."""
+    key = ("tsvd", t)
+    if key not in tasks.memo:
+        from asrmerge.linalg.svd import numerical_rank, svd
+
+        x = tasks.weights[t] * tasks.tau(t)
+        u, s, vh = svd(x, name=tasks.name)
+        tasks.memo[key] = (u, s, vh.mT, numerical_rank(s, x.shape, x.dtype))
+    result: tuple[Tensor, Tensor, Tensor, int] = tasks.memo[key]
+    return result
+
+
+def truncation(tasks: Tasks, rank_frac: float) -> int:
+    """k = max(1, floor(p r))."""
+    import math
+
+    return max(1, math.floor(rank_frac * min(tasks.shape[0], tasks.shape[1])))
+
+
+def tsv_merge(tasks: Tasks, rank_frac: float, orth: str, ns_steps: int, ns_coeffs: str,
+              boost: object = None) -> Tensor:
+    """TSV-M steps 1-4; ``boost(sigma_kept, sigma_full)`` may replace each task's kept singular values."""
+    import torch
+
+    from asrmerge.errors import UsageError
+    from asrmerge.linalg.svd import orthogonalise
+
+    k = truncation(tasks, rank_frac)
+    us, ss, vs = [], [], []
+    for t in range(tasks.T):
+        u, s, v, rho = task_svd(tasks, t)
+        kt = min(k, rho)
+        sk = s[:kt]
+        if boost is not None and kt > 0:
+            sk = boost(sk, s)  # type: ignore[operator]
+        us.append(u[:, :kt])
+        ss.append(sk)
+        vs.append(v[:, :kt])
+    ubar, scat, vbar = torch.cat(us, 1), torch.cat(ss), torch.cat(vs, 1)
+    m, n = tasks.shape[0], tasks.shape[1]
+    if scat.numel() == 0:
+        return torch.zeros((m, n), dtype=tasks.dtype, device=tasks.device)
+    if orth == "eigh" and scat.numel() > min(m, n):
+        raise UsageError(f"orth=eigh needs K <= min(m, n), but K = {scat.numel()} for {tasks.name}", subject="-p",
+                         hint="lower rank_frac to at most 1/T, or use orth=svd or ns")
+    u_p = orthogonalise(ubar, orth, ns_steps=ns_steps, ns_coeffs=ns_coeffs, name=tasks.name)
+    v_p = orthogonalise(vbar, orth, ns_steps=ns_steps, ns_coeffs=ns_coeffs, name=tasks.name)
+    return (u_p * scat) @ v_p.mT
+
+
+@algorithm("tsvm", space="subspace", paper="Gargiulo et al. 2025, Task Singular Vectors, arXiv:2412.00081",
+           aliases={"tsvm-ns": {"orth": "ns"}})
+def tsvm(tasks: Tasks, *,
+         rank_frac: Annotated[float | None, P("(0,1]", "fraction p of each task's rank kept", default="1/T")] = None,
+         orth: Annotated[str, P(ORTHS, "orthogonalise the concatenated singular vectors: polar factor, Newton-Schulz, or eigh")] = "svd",
+         ns_steps: Annotated[int, P("[1,100]", "Newton-Schulz iterations (orth=ns)")] = 5,
+         ns_coeffs: Annotated[str, P(NS_COEFFS, "Newton-Schulz coefficients: Muon's quintic, modded-nanogpt's schedule, or cubic")] = "muon",
+         lam: Annotated[float, P("(0,3]", "scaling factor lambda (the TSV code tunes it over (0, 3])")] = 1.0) -> Tensor:
+    """TSV-M: keep each task's top singular triplets, decorrelate their singular vectors, recombine."""
+    assert rank_frac is not None  # resolved to 1/T by the planner
+    return tsv_merge(tasks, rank_frac, orth, ns_steps, ns_coeffs)
