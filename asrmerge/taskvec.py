@@ -24,9 +24,20 @@ from asrmerge.progress import NoProgress, Progress
 Write = Callable[[str, torch.Tensor], None]
 
 
+def all_finite(t: torch.Tensor) -> bool:
+    """Whether every element is finite. The sum is non-finite iff an element is, or it overflows: a fast
+    test (one memory pass) with the exact check only in the rare overflow case."""
+    if not t.is_floating_point() or t.numel() == 0:
+        return True
+    acc = torch.float64 if t.dtype == torch.float64 else torch.float32
+    if bool(torch.isfinite(t.sum(dtype=acc))):
+        return True
+    return bool(torch.isfinite(t).all())
+
+
 def finite(t: torch.Tensor, name: str, label: str) -> torch.Tensor:
     """``t``, or an :class:`InputError` naming the tensor and file if it holds NaN or Inf."""
-    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+    if not all_finite(t):
         raise InputError(f"tensor {name} has NaN or Inf values", subject=label,
                          hint="the checkpoint is damaged or its training diverged")
     return t

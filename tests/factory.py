@@ -38,7 +38,10 @@ def make_whisper(path: Path, *, seed: int = 0, dtype: torch.dtype = torch.float3
 
 
 def make_finetune(base: Path, path: Path, *, seed: int, scale: float = 1e-2, dtype: torch.dtype | None = None) -> Path:
-    """A copy of ``base`` with every tensor moved by seeded Gaussian noise of relative size ``scale``."""
+    """A copy of ``base`` with every tensor moved by seeded Gaussian noise of relative size ``scale``.
+
+    The encoder's positions stay as they are: Whisper's are a frozen sinusoid that fine-tuning leaves alone.
+    """
     import shutil
 
     shutil.copytree(base, path, dirs_exist_ok=True)
@@ -46,6 +49,9 @@ def make_finetune(base: Path, path: Path, *, seed: int, scale: float = 1e-2, dty
     g = torch.Generator().manual_seed(seed)
     out = {}
     for name, t in sd.items():
+        if name == "model.encoder.embed_positions.weight":
+            out[name] = t.to(dtype or t.dtype)
+            continue
         x = t.to(torch.float64)
         std = float(x.std()) if x.numel() > 1 and float(x.std()) > 0 else 1.0
         noise = torch.randn(x.shape, generator=g, dtype=torch.float64) * std * scale

@@ -62,17 +62,33 @@ def test_man_pages_are_built_from_their_markdown() -> None:
         assert md.with_suffix("").is_file(), f"{md.name} has no built page; run bin/gen-man"
 
 
-@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
-def test_completion_scripts_are_current(shell: str) -> None:
-    sys.path.insert(0, str(ROOT / "bin"))
+def load_script(name: str):
     import importlib.machinery
     import importlib.util
 
-    loader = importlib.machinery.SourceFileLoader("gen_completions", str(ROOT / "bin" / "gen-completions"))
-    spec = importlib.util.spec_from_loader("gen_completions", loader)
+    loader = importlib.machinery.SourceFileLoader(name.replace("-", "_"), str(ROOT / "bin" / name))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
     assert spec is not None
     mod = importlib.util.module_from_spec(spec)
     loader.exec_module(mod)
+    return mod
+
+
+def test_merge_page_lists_the_registry() -> None:
+    """The ALGORITHMS section of the merge page is what bin/gen-man generates from the registry now."""
+    md = (ROOT / "man" / "asrmerge-merge.1.md").read_text()
+    assert load_script("gen-man").fill(md) == md, "run bin/gen-man"
+    from asrmerge.merge.registry import REGISTRY, names
+
+    for name in names():
+        assert f"**{name}**" in md
+        for p in REGISTRY[name].params:
+            assert f"**{p.name}**=*{p.describe_default()}*" in md
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_scripts_are_current(shell: str) -> None:
+    mod = load_script("gen-completions")
     assert (ROOT / "completions" / f"asrmerge.{shell}").read_text() == mod.script(shell), "run bin/gen-completions"
 
 
@@ -94,3 +110,4 @@ def test_tab_completes_every_option(cmd: str) -> None:
 def test_tab_completes_commands_and_choices() -> None:
     assert set(COMMANDS) <= set(complete("asrmerge "))
     assert complete("asrmerge taskvec --dtype ") == ["fp32", "fp16", "bf16"]
+    assert complete("asrmerge merge --algo ts") == ["tsvm", "tsvm-ns"]

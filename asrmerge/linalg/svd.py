@@ -55,6 +55,10 @@ def svd(a: Tensor, *, name: str = "") -> tuple[Tensor, Tensor, Tensor]:
     if a.shape[-2] < a.shape[-1]:
         u, s, vh = svd(a.mT, name=name)
         return vh.mT, s, u.mT
+    if a.dim() == 2 and not bool(a.any()):  # a zero matrix (a frozen layer's task vector): no decomposition
+        m, n = a.shape
+        eye = torch.eye(m, n, dtype=a.dtype, device=a.device)
+        return eye, a.new_zeros(n), torch.eye(n, dtype=a.dtype, device=a.device)
     try:
         return torch.linalg.svd(a, full_matrices=False)
     except (torch.linalg.LinAlgError, RuntimeError):

@@ -26,6 +26,7 @@ from asrmerge.io.tensors import torch_dtype
 from asrmerge.io.writer import CheckpointWriter
 from asrmerge.merge.stream import Accumulator
 from asrmerge.merge.tasks import Draws, Tasks
+from asrmerge.taskvec import all_finite
 from asrmerge.progress import NoProgress, Progress
 
 if TYPE_CHECKING:
@@ -190,12 +191,14 @@ def merge_tensor(plan: Plan, name: str, model_rules: dict[tuple[int, str], Any])
         pieces, kind = _pieces(plan, name, cls, combo, memo, model_rules.get((ci, name)))
         for rows, value, base in pieces:
             for oi, out in mine:
-                merged = _finalize(value, base, kind, out.lam, scale)
-                if not bool(torch.isfinite(merged).all()):
-                    raise AsrmergeError(f"tensor {name}: the merge produced NaN or Inf", subject=plan.algo.name,
-                                        hint="check the inputs and parameters (a weight sum of 0? an extreme lam?)")
+                merged = _finalize(value, base, kind, out.lam, scale).to(out_dtype)
+                if not all_finite(merged):
+                    raise AsrmergeError(f"tensor {name}: the merge produced NaN or Inf in {out_dtype}",
+                                        subject=plan.algo.name,
+                                        hint="check the inputs and parameters (a weight sum of 0? an extreme lam? "
+                                             "values beyond the output dtype's range?)")
                 target = bufs[oi] if rows is None else bufs[oi][rows[0]:rows[1]]
-                target.copy_(merged.reshape(target.shape).to(out_dtype))
+                target.copy_(merged.reshape(target.shape))
         for oi, _ in mine:
             results[oi] = bufs[oi]
     return [r for r in results if r is not None]

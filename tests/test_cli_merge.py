@@ -1,0 +1,229 @@
+"""merge through real processes: outputs, sweeps, dry runs, listings, and every failure's one line and exit code."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from tests.conftest import AUDIO, cli
+from tests.factory import make_finetune, tensors
+
+
+def fails(r: subprocess.CompletedProcess[bytes], code: int, *needles: str) -> str:
+    err = r.stderr.decode()
+    assert r.returncode == code, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("asrmerge merge: error: "), err
+    for n in needles:
+        assert n in lines[0], err
+    return lines[0]
+
+
+def test_merge_to_a_folder_with_provenance(tiny_base: Path, tiny_fts: list[Path], tmp_path: Path) -> None:
+    out = tmp_path / "merged"
+    r = cli("merge", "--algo", "boosted-tsvm", "--base", str(tiny_base), *map(str, tiny_fts), "-p", "beta=0.25",
+            "-o", f"{out}/")
+    assert r.returncode == 0, r.stderr
+    assert {"config.json", "generation_config.json", "model.safetensors"} <= {p.name for p in out.iterdir()}
+    with safe_open(out / "model.safetensors", "pt") as f:
+        meta = f.metadata()
+    params = json.loads(meta["asrmerge.params"])
+    assert meta["asrmerge.algo"] == "boosted-tsvm" and params["beta"] == 0.25 and params["orth"] == "ns"
+    assert params["rank_frac"] == pytest.approx(1 / 3) and params["lam"] == 1.0
+    assert len(json.loads(meta["asrmerge.input_fingerprints"])) == 3 and meta["asrmerge.policy"] == "whisper-default"
+    from transformers import WhisperForConditionalGeneration
+
+    WhisperForConditionalGeneration.from_pretrained(out)
+
+
+def test_task_vectors_through_stdout_and_sweeps(tiny_base: Path, tiny_fts: list[Path], tmp_path: Path) -> None:
+    tvs = []
+    for i, ft in enumerate(tiny_fts[:2]):
+        tvs.append(tmp_path / f"tv{i}.st")
+        assert cli("taskvec", str(tiny_base), str(ft), "-o", str(tvs[-1])).returncode == 0
+    r = cli("merge", "--algo", "tsvm", "--base", str(tiny_base), *map(str, tvs), "-p", "lam=0.5,1.5",
+            "-o", str(tmp_path / "m-{lam}.safetensors"))
+    assert r.returncode == 0, r.stderr
+    a, b = tensors(tmp_path / "m-0.5.safetensors"), tensors(tmp_path / "m-1.5.safetensors")
+    base = tensors(tiny_base)
+    n = "model.encoder.layers.0.fc1.weight"
+    assert torch.allclose(b[n] - base[n], 3 * (a[n] - base[n]), atol=1e-6)
+    # the same merge from checkpoints, written to stdout and read back through a pipe
+    r = cli("merge", "--algo", "tsvm", "--base", str(tiny_base), *map(str, tiny_fts[:2]), "-p", "lam=0.5")
+    assert r.returncode == 0 and r.stdout[:8] != b""
+    (tmp_path / "piped.safetensors").write_bytes(r.stdout)
+    c = tensors(tmp_path / "piped.safetensors")
+    assert all(torch.allclose(c[k], a[k], atol=1e-6) for k in a)
+
+
+def test_dry_run_reads_headers_only(tiny_base: Path, tiny_fts: list[Path], tmp_path: Path) -> None:
+    r = cli("merge", "--algo", "tsvm", "--base", str(tiny_base), *map(str, tiny_fts), "--dry-run", "--json",
+            "-o", str(tmp_path / "never.safetensors"))
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    classes = {t["tensor"]: t["class"] for t in rep["tensors"]}
+    assert classes["model.encoder.layers.0.fc1.weight"] == "svd"
+    assert classes["model.decoder.embed_tokens.weight"] == "mean"
+    n_svd = sum(c == "svd" for c in classes.values())
+    assert n_svd == 6 + 10  # one encoder layer (q k v out fc1 fc2), one decoder layer (+ 4 cross-attention)
+    assert rep["svds"] == n_svd * (3 + 2)  # T task SVDs and two polar factors per matrix
+    assert rep["peak_bytes_estimate"] > 0 and rep["seconds_estimate"] > 0
+    assert not (tmp_path / "never.safetensors").exists()
+    text = cli("merge", "--algo", "tsvm", "--base", str(tiny_base), *map(str, tiny_fts), "--dry-run").stdout.decode()
+    assert "svd      model.encoder.layers.0.fc1.weight" in text and "SVDs: 80" in text
+
+
+def test_list_names_every_algorithm_and_parameter() -> None:
+    r = cli("merge", "--list", "--json")
+    assert r.returncode == 0
+    doc = {a["name"]: a for a in json.loads(r.stdout)}
+    assert list(doc) == ["soup", "model-stock", "karcher", "multislerp", "ta", "ties", "dare-ta", "dare-ties", "pcb",
+                         "sce", "iso-c", "iso-cts", "tsvm", "tsvm-ns", "boosted-tsvm"]
+    beta = next(p for p in doc["boosted-tsvm"]["params"] if p["name"] == "beta")
+    assert beta["default"] == "0.3" and beta["accepts"] == "(0,1]"
+    assert next(p for p in doc["tsvm"]["params"] if p["name"] == "rank_frac")["default"] == "1/T"
+    assert doc["tsvm-ns"]["fixed"] == {"orth": "ns"}
+    text = cli("merge", "--list").stdout.decode()
+    assert "arXiv:2603.05354" in text and "-p density=0.2" in text
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--algo", "tsvx"], "unknown algorithm 'tsvx'; did you mean 'tsvm'?"),
+    (["--algo", "ties", "-p", "densty=0.1"], "ties has no parameter 'densty'; did you mean 'density'?"),
+    (["--algo", "ties", "-p", "density=1.5"], "density=1.5 is out of range (0,1]"),
+    (["--algo", "ties", "-p", "agg=dis-men"], "did you mean 'dis-mean'?"),
+    (["--algo", "ties", "-p", "density=0.1,0.2"], "must contain {density}"),
+])
+def test_usage_errors_come_before_any_read(args: list[str], needle: str, tmp_path: Path) -> None:
+    """The inputs do not exist: a usage error proves nothing was opened."""
+    r = cli("merge", *args, "--base", str(tmp_path / "nope"), str(tmp_path / "nope2"), "-o", str(tmp_path / "o.st"))
+    fails(r, 2, needle)
+    assert not (tmp_path / "o.st").exists()
+
+
+def test_too_few_tasks(tiny_base: Path, tiny_fts: list[Path], tmp_path: Path) -> None:
+    r = cli("merge", "--algo", "model-stock", "--base", str(tiny_base), str(tiny_fts[0]), "-o", str(tmp_path / "o.st"))
+    fails(r, 2, "model-stock needs at least 2 inputs, got 1")
+    assert not (tmp_path / "o.st").exists()
+
+
+def test_mismatched_shapes(tiny_base: Path, tiny_fts: list[Path], tmp_path: Path) -> None:
+    sd = tensors(tiny_fts[0])
+    sd["model.decoder.layers.0.fc1.weight"] = torch.zeros(31, 16)
+    save_file(sd, tmp_path / "bad.safetensors")
+    r = cli("merge", "--algo", "ta", "--base", str(tiny_base), str(tiny_fts[1]), str(tmp_path / "bad.safetensors"),
+            "-o", str(tmp_path / "o.st"))
+    fails(r, 3, "bad.safetensors: model.decoder.layers.0.fc1.weight: shape [31, 16] vs [32, 16]", "same base model?")
+    assert not (tmp_path / "o.st").exists()
+
+
+def test_task_vector_from_another_base(tiny_base: Path, tiny_fts: list[Path], tmp_path: Path) -> None:
+    assert cli("taskvec", str(tiny_fts[2]), str(tiny_fts[0]), "-o", str(tmp_path / "tv.st")).returncode == 0
+    r = cli("merge", "--algo", "ta", "--base", str(tiny_base), str(tmp_path / "tv.st"), "-o", str(tmp_path / "o.st"))
+    fails(r, 3, "tv.st: was made from base fp1:", "use the base model the task vector was taken from")
+    assert not (tmp_path / "o.st").exists()
+
+
+def test_task_vectors_without_base(tiny_base: Path, tiny_fts: list[Path], tmp_path: Path) -> None:
+    assert cli("taskvec", str(tiny_base), str(tiny_fts[0]), "-o", str(tmp_path / "tv.st")).returncode == 0
+    r = cli("merge", "--algo", "soup", str(tiny_fts[1]), str(tmp_path / "tv.st"), "-o", str(tmp_path / "o.st"))
+    fails(r, 2, "tv.st: is a task vector: merging task vectors needs the base model", "pass --base BASE")
+    r = cli("merge", "--algo", "ties", str(tiny_fts[1]), str(tiny_fts[0]), "-o", str(tmp_path / "o.st"))
+    fails(r, 2, "--base: ties needs the base model")
+    assert not (tmp_path / "o.st").exists()
+
+
+def test_nan_in_an_input_leaves_no_output(tiny_base: Path, tiny_fts: list[Path], tmp_path: Path) -> None:
+    sd = tensors(tiny_fts[0])
+    sd["model.decoder.layers.0.self_attn.v_proj.weight"][0, 0] = float("nan")
+    save_file(sd, tmp_path / "nan.safetensors")
+    r = cli("merge", "--algo", "tsvm", "--base", str(tiny_base), str(tiny_fts[1]), str(tmp_path / "nan.safetensors"),
+            "-o", f"{tmp_path}/out/")
+    fails(r, 3, "nan.safetensors: tensor model.decoder.layers.0.self_attn.v_proj.weight has NaN or Inf")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["nan.safetensors"]
+
+
+def test_non_finite_result_names_the_tensor(tiny_base: Path, tmp_path: Path) -> None:
+    """fp16 output of a huge update overflows: the error names the tensor, nothing is written."""
+    sd = {k: v.half() for k, v in tensors(tiny_base).items()}
+    save_file(sd, tmp_path / "b16.safetensors")
+    big = {k: v.float() + 6e4 for k, v in sd.items()}
+    save_file(big, tmp_path / "big.safetensors")
+    r = cli("merge", "--algo", "ta", "--base", str(tmp_path / "b16.safetensors"), str(tmp_path / "big.safetensors"),
+            "-p", "lam=3", "-o", str(tmp_path / "o.st"))
+    assert r.returncode == 1 and b"the merge produced NaN or Inf" in r.stderr
+    assert not (tmp_path / "o.st").exists()
+
+
+@pytest.fixture(scope="module")
+def real_fts(real_base: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+    """whisper-base in fp32 and two perturbed copies (0.2% noise: it still transcribes)."""
+    root = tmp_path_factory.mktemp("realm")
+    base32 = root / "base32"
+    assert cli("convert", str(real_base), "--dtype", "fp32", "-o", f"{base32}/", "-q").returncode == 0
+    return base32, [make_finetune(base32, root / f"ft{i}", seed=7 + i, scale=2e-3) for i in range(2)]
+
+
+def test_real_whisper_base_merged_with_itself_is_the_base(real_base: Path) -> None:
+    """Every algorithm, T = 2 copies of the converted whisper-base: all task vectors are zero."""
+    from asrmerge.merge import engine
+    from asrmerge.merge.plan import MergeSpec, make_plan
+    from asrmerge.merge.registry import names
+
+    base = tensors(real_base)
+
+    class Check:
+        def __init__(self, algo: str) -> None:
+            self.algo = algo
+            self.count = 0
+
+        def write(self, name: str, t: torch.Tensor) -> None:
+            assert t.dtype == base[name].dtype
+            if self.algo in ("soup", "karcher", "multislerp", "model-stock"):
+                assert torch.allclose(t.float(), base[name].float(), rtol=1e-3, atol=0), (self.algo, name)
+            else:
+                assert torch.equal(t, base[name]), (self.algo, name)
+            self.count += 1
+
+    for algo in names():
+        plan = make_plan(MergeSpec(algo=algo, inputs=[str(real_base)] * 2, base=str(real_base), check_outputs=False))
+        check = Check(algo)
+        try:
+            engine.run(plan, sinks=[check])
+        finally:
+            plan.close()
+        assert check.count == len(base)
+
+
+def test_real_merge_loads_in_transformers_and_transcribes(real_fts: tuple[Path, list[Path]], tmp_path: Path) -> None:
+    base32, fts = real_fts
+    out = tmp_path / "merged"
+    r = cli("merge", "--algo", "boosted-tsvm", "--base", str(base32), *map(str, fts), "-o", f"{out}/", "-q")
+    assert r.returncode == 0, r.stderr
+    import soundfile as sf
+    from transformers import pipeline
+
+    asr = pipeline("automatic-speech-recognition", model=str(out), dtype=torch.float32)
+    audio, _ = sf.read(AUDIO / "jfk.wav")
+    text = asr(audio, generate_kwargs={"language": "en"})["text"].lower()
+    assert "ask not what your country can do for you" in text
+
+
+def test_output_folder_keeps_the_old_one_on_failure(tiny_base: Path, tiny_fts: list[Path], tmp_path: Path) -> None:
+    out = tmp_path / "keep"
+    shutil.copytree(tiny_fts[0], out)
+    before = (out / "model.safetensors").read_bytes()
+    sd = tensors(tiny_fts[1])
+    sd["model.encoder.layers.0.fc2.weight"][1, 1] = float("inf")
+    save_file(sd, tmp_path / "inf.safetensors")
+    r = cli("merge", "--algo", "ta", "--base", str(tiny_base), str(tiny_fts[0]), str(tmp_path / "inf.safetensors"),
+            "-o", f"{out}/")
+    assert r.returncode == 3
+    assert (out / "model.safetensors").read_bytes() == before
