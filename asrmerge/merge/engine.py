@@ -26,8 +26,8 @@ from asrmerge.io.tensors import torch_dtype
 from asrmerge.io.writer import CheckpointWriter
 from asrmerge.merge.stream import Accumulator
 from asrmerge.merge.tasks import Draws, Tasks
-from asrmerge.taskvec import all_finite
 from asrmerge.progress import NoProgress, Progress
+from asrmerge.taskvec import all_finite
 
 if TYPE_CHECKING:
     from torch import Tensor
