@@ -96,3 +96,11 @@ def test_svd_on_a_3d_tensor_is_a_usage_error() -> None:
         merge("tsvm", fts, base=base, policy="model.encoder.conv1.weight=svd")
     out = merge("tsvm", fts, base=base, policy="model.encoder.conv1.weight=svd-flat")
     assert out["model.encoder.conv1.weight"].shape == (10, 4, 3)
+
+
+@pytest.mark.parametrize("algo", ["tsvm", "ties", "dare-ta", "karcher"])
+def test_parallel_workers_give_the_same_merge(algo: str) -> None:
+    base, fts = make(T=4, seed=5)
+    one = merge(algo, fts, base=base, workers=1)
+    many = merge(algo, fts, base=base, workers=3, budget=4000)  # small budget: few tensors in flight
+    close(one, many, 1e-6)

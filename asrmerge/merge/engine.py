@@ -289,10 +289,56 @@ def run(plan: Plan, *, progress: Progress | None = None, warn: Warn | None = Non
                                                  shard_size=plan.shard_size, support=support))
             for o in plan.outputs]
         progress.start(len(names), f"merge {plan.algo.name}")
-        for name in names:
-            for w, t in zip(writers, merge_tensor(plan, name, model_rules), strict=True):
+        for name, tensors in _ordered(plan, names, model_rules):
+            for w, t in zip(writers, tensors, strict=True):
                 w.write(name, t)
             progress.advance(name)
+
+
+def working_set(plan: Plan, name: str) -> int:
+    """Bytes one tensor's merge may hold: its inputs in the compute dtype and temporaries, or a chunk's."""
+    info = plan.inputs.reference.infos[name]
+    elem = torch.finfo(plan.inputs.dtype).bits // 8
+    out = sum(i.nbytes for i in plan.out_infos if i.name == name) * len(plan.outputs)
+    return min((3 * plan.inputs.T + 6) * info.numel * elem, plan.budget) + out
+
+
+def _ordered(plan: Plan, names: list[str], model_rules: dict[tuple[int, str], Any]) -> Iterator[tuple[str, list[Tensor]]]:
+    """(name, merged tensors) in ``names`` order, merged on ``plan.workers`` threads.
+
+    Several tensors are merged at once (LAPACK and torch kernels release the GIL, and each worker reads
+    its own inputs, so reading overlaps computing); the work in flight is bounded by twice the memory
+    budget, so peak memory does not grow with the number of tensors or tasks.
+    """
+    workers = plan.workers
+    if workers <= 1:
+        for name in names:
+            yield name, merge_tensor(plan, name, model_rules)
+        return
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    cap = 2 * plan.budget
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one core per worker: no oversubscription
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="asrmerge")
+    pending: deque[tuple[str, Future[list[Tensor]], int]] = deque()
+    inflight = 0
+    try:
+        for name in names:
+            cost = working_set(plan, name)
+            while pending and (len(pending) > workers or inflight + cost > cap):
+                done, fut, c = pending.popleft()
+                yield done, fut.result()
+                inflight -= c
+            pending.append((name, pool.submit(merge_tensor, plan, name, model_rules), cost))
+            inflight += cost
+        while pending:
+            done, fut, c = pending.popleft()
+            yield done, fut.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        torch.set_num_threads(threads)
 
 
 def _warn_frozen_positions(plan: Plan, warn: Warn) -> None:

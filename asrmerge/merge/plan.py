@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,6 +48,7 @@ class MergeSpec:
     budget: int = DEFAULT_BUDGET
     command: str = ""
     check_outputs: bool = True  # refuse unwritable destinations now (off for --dry-run and the Python API)
+    workers: int = 0  # tensors merged at once; 0: one per CPU core on the CPU, 1 on CUDA
 
 
 @dataclass
@@ -73,6 +75,7 @@ class Plan:
     budget: int
     shard_size: int | None
     stack: ExitStack
+    workers: int = 1
 
     def lam_scale(self, name: str) -> float:
         return group_scale(self.lam_rules, name)
@@ -236,8 +239,11 @@ def make_plan(spec: MergeSpec, *, opened: tuple[Checkpoint | None, list[Checkpoi
                 compute_dtype=str(spec.compute_dtype).removeprefix("torch."),
             )
             outputs.append(Output(path, combos[ci], lam, meta))
+        workers = spec.workers or (1 if device.type == "cuda" else max(1, len(os.sched_getaffinity(0))
+                                                                       if hasattr(os, "sched_getaffinity")
+                                                                       else os.cpu_count() or 1))
         return Plan(algo, inputs, policy, classes, combos, lams, outputs, out_infos, spec.lam_rules,
-                    spec.budget, spec.shard_size, stack)
+                    spec.budget, spec.shard_size, stack, workers)
     except BaseException:
         stack.close()
         raise
