@@ -2,7 +2,7 @@
 
 Usage: ``python fusion_bench_driver.py JOBS.json RESULT.json``. Each job is a dict::
 
-    {"method": "tsvm" | "iso_c" | "iso_cts" | "ties", "base": "base.safetensors",
+    {"method": "tsvm" | "tsvm_eigh" | "iso_c" | "iso_cts" | "ties", "base": "base.safetensors",
      "inputs": ["ft0.safetensors", ...], "taskvecs": false, "dtype": "float64",
      "alphas": [1.0, ...] | null, "scaling_factor": 1.0, "exclude_keys": [...],
      "common_space_fraction": 0.8, "threshold": 0.2, "merge_func": "sum", "remove_keys": [],
@@ -13,6 +13,8 @@ It composes the functions as FusionBench's algorithm classes do: task vectors ta
 for Iso the driver applies the same scaling), the merge function, then W_0 + scaling_factor * tau*.
 
 - tsvm: ``TSVM_utils.compute_and_sum_svd_mem_reduction(tvs, exclude_keys=...)``
+- tsvm_eigh: ``TSVM_utils.compute_and_sum_svd_mem_reduction_2(tvs)`` (eigendecomposition instead of the polar
+  factor's SVD; it has no exclude_keys and decomposes every 2-D tensor)
 - iso_c / iso_cts: ``iso_utils.iso_c`` / ``iso_utils.iso_cts(tvs, common_space_fraction, ...)``
 - ties: TiesMergingAlgorithm.run's body: ``state_dict_to_vector`` (sorted keys, minus remove_keys),
   ``ties_merging(flat_tvs, reset_thresh=threshold, merge_func=...)``, ``vector_to_state_dict``; removed keys
@@ -35,6 +37,7 @@ import torch  # noqa: E402
 from fusion_bench.method.isotropic_merging.iso_utils import iso_c, iso_cts  # noqa: E402
 from fusion_bench.method.task_singular_vector.utils.TSVM_utils import (  # noqa: E402
     compute_and_sum_svd_mem_reduction,
+    compute_and_sum_svd_mem_reduction_2,
 )
 from fusion_bench.method.ties_merging.ties_merging_utils import (  # noqa: E402
     state_dict_to_vector,
@@ -74,6 +77,8 @@ def run(job: dict) -> None:
         exclude = list(job.get("exclude_keys", []))
         if job["method"] == "tsvm":
             tau = compute_and_sum_svd_mem_reduction(tvs, exclude_keys=exclude, accelerator="cpu")
+        elif job["method"] == "tsvm_eigh":  # no exclude_keys: it decomposes every 2-D tensor
+            tau = compute_and_sum_svd_mem_reduction_2(tvs, accelerator="cpu")
         elif job["method"] == "iso_c":
             tau = iso_c(tvs, accelerator="cpu", exclude_keys=exclude)
         elif job["method"] == "iso_cts":
