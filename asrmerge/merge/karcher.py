@@ -64,7 +64,9 @@ def karcher_coefficients(gram: Tensor, weights: list[float], max_iter: int, tol:
             break
         mu = math.cos(gn) * mu + math.sin(gn) * g / gn
         mu = mu / norm(mu)
-    scale = sum(weights[i] * float(n[i]) for i in valid) / total_w
+    # The scale sums over every input (ALGORITHMS.md 4.3): an input with 0 < n_i <= tol is left out of the
+    # direction but still adds a_i n_i; only zero-norm inputs add nothing.
+    scale = sum(weights[i] * float(n[i]) for i in range(T)) / total_w
     coef = [0.0] * T
     for j, i in enumerate(valid):
         coef[i] = scale * float(mu[j]) / float(n[i])
