@@ -1,0 +1,297 @@
+"""The paper's multi-domain merge study, offline, through the asrmerge CLI: bin/demo (smoke) or bin/demo --full.
+
+    python -m tests.bench.study.run [--full] [--work DIR] [--results DIR] [--seed N]
+
+Steps: convert the packaged multilingual Whisper base; synthesise the Portuguese domains and gather the
+English and multilingual sets (data.py); fine-tune one model per in-domain set and one on all of them
+(finetune.py, cached); then only asrmerge commands, in a shell-level pipeline recorded in commands.sh:
+taskvec, merge (every algorithm, lambda chosen on the dev sets by one sweep per algorithm), svd-inspect,
+transcribe, wer --by, wer --compare. Results: the paper-style table, per-domain WER, MAPSSWE of the best
+merge against Full-FT, a beta sweep of BoostedTSV-M, a chart, and the run's machine, commit, seeds, times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tests.bench.study import data
+from tests.bench.study.report import write_report
+
+ROOT = Path(__file__).resolve().parents[3]
+ALL_ALGOS = ["soup", "model-stock", "karcher", "multislerp", "ta", "ties", "dare-ta", "dare-ties", "pcb", "sce",
+             "iso-c", "iso-cts", "tsvm", "tsvm-ns", "boosted-tsvm"]
+WEIGHT_SPACE = {"soup", "model-stock", "karcher", "multislerp"}
+
+
+@dataclass
+class Config:
+    size: data.Size
+    steps: int  # per in-domain fine-tune
+    full_steps: int  # the joint fine-tune
+    algos: list[str]
+    lams: dict[str, list[float]]
+    betas: list[float]
+    batch_size: int = 8
+    lr: float = 1e-4
+    seed: int = 0
+    max_new_tokens: int = 40
+    extra: dict[str, list[str]] = field(default_factory=dict)  # fixed -p options per algorithm
+
+
+def lam_grid(algo: str, full: bool) -> list[float]:
+    if algo in WEIGHT_SPACE:
+        return []
+    if algo in ("ta", "dare-ta"):
+        return [0.15, 0.3, 0.5, 0.8] if full else [0.3, 0.6]
+    return [0.5, 0.8, 1.0, 1.3] if full else [0.8, 1.2]
+
+
+def config(full: bool, seed: int) -> Config:
+    if full:
+        return Config(data.FULL, steps=30, full_steps=120, algos=ALL_ALGOS,
+                      lams={a: lam_grid(a, True) for a in ALL_ALGOS}, betas=[0.1, 0.3, 0.6, 1.0], seed=seed)
+    algos = ["ta", "ties", "tsvm", "boosted-tsvm"]
+    return Config(data.SMOKE, steps=12, full_steps=20, algos=algos, lams={a: lam_grid(a, False) for a in algos},
+                  betas=[], seed=seed)
+
+
+class Shell:
+    """Runs asrmerge commands as a user would, recording each in commands.sh with its wall time."""
+
+    def __init__(self, log: Path, work: Path) -> None:
+        self.log = log
+        self.work = work
+        self.times: dict[str, float] = {}
+        log.write_text("#!/usr/bin/env bash\n# The study's asrmerge pipeline, as run (W is the work folder).\n"
+                       f"W={shlex.quote(str(work))}\nset -euo pipefail\n")
+
+    def __call__(self, *args: str, stdout: Path | None = None, step: str = "other") -> str:
+        cmd = [sys.executable, "-m", "asrmerge", *args]
+        shown = " ".join(shlex.quote(a).replace(str(self.work), "$W") for a in ("asrmerge", *args))
+        with self.log.open("a") as f:
+            f.write(shown + (f" > {shlex.quote(str(stdout)).replace(str(self.work), '$W')}" if stdout else "") + "\n")
+        t0 = time.perf_counter()
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
+        if stdout is not None:
+            with stdout.open("wb") as out:
+                r = subprocess.run(cmd, stdout=out, stderr=subprocess.PIPE, env=env)
+        else:
+            r = subprocess.run(cmd, capture_output=True, env=env)
+        self.times[step] = self.times.get(step, 0.0) + time.perf_counter() - t0
+        if r.returncode != 0:
+            raise SystemExit(f"study: `{shown}` failed ({r.returncode}):\n{r.stderr.decode()[-2000:]}")
+        return r.stdout.decode() if stdout is None else ""
+
+
+def say(msg: str) -> None:
+    print(f"[study {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def finetunes(cfg: Config, base: Path, manifests: dict[str, Path], cache: Path) -> dict[str, Path]:
+    """ID-FT per in-domain set and the joint Full-FT, cached by their inputs."""
+    from tests.bench.study.finetune import finetune
+
+    code = hashlib.sha256((Path(__file__).parent / "finetune.py").read_bytes()).hexdigest()[:12]
+    rows = [json.loads(line) for line in manifests["train"].read_text().splitlines()]
+    out = {}
+    jobs = [(d, [r for r in rows if r["domain"] == d], cfg.steps) for d in cfg.size.domains]
+    jobs.append(("full-ft", rows, cfg.full_steps))
+    for name, subset, steps in jobs:
+        key = hashlib.sha256(json.dumps([code, name, subset, steps, cfg.batch_size, cfg.lr, cfg.seed,
+                                         (base / "model.safetensors").stat().st_size]).encode()).hexdigest()[:16]
+        folder = cache / f"{name}-{key}"
+        if not (folder / "model.safetensors").is_file():
+            say(f"fine-tune {name}: {len(subset)} utterances, {steps} steps")
+            tmp_manifest = manifests["train"].parent / f"train-{name}.jsonl"
+            tmp_manifest.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in subset))
+            info = finetune(base, tmp_manifest, folder.with_suffix(".tmp"), steps=steps, batch_size=cfg.batch_size,
+                            lr=cfg.lr, seed=cfg.seed, language="pt", log=None)
+            (folder.with_suffix(".tmp") / "finetune.json").write_text(json.dumps(info, indent=2))
+            os.replace(folder.with_suffix(".tmp"), folder)
+        out[name] = folder
+    return out
+
+
+def transcribe(sh: Shell, model: Path, manifest: Path, out: Path, cfg: Config, *, language: str | None) -> Path:
+    if out.is_file() and out.stat().st_size > 0:
+        return out
+    args = ["transcribe", str(model), str(manifest), "-o", str(out.with_suffix(".tmp")), "--batch-size", "16",
+            "--max-new-tokens", str(cfg.max_new_tokens), "-q"]
+    args += ["--language", language] if language else ["--language-field", "language"]
+    sh(*args, step="transcribe")
+    os.replace(out.with_suffix(".tmp"), out)
+    return out
+
+
+def wer(sh: Shell, hyps: list[Path], *extra: str) -> dict:
+    return json.loads(sh("wer", *map(str, hyps), "--json", "--by", "domain", *extra, step="wer"))
+
+
+def choose_lam(sh: Shell, cfg: Config, algo: str, base: Path, tvs: list[Path], work: Path,
+               manifests: dict[str, Path]) -> tuple[Path, float | None, dict[str, float]]:
+    """Merge at every lambda of the grid in one sweep, decode the dev sets, keep the best model."""
+    grid = cfg.lams.get(algo) or []
+    out_dir = work / "merged"
+    out_dir.mkdir(exist_ok=True)
+    extra = [x for p in cfg.extra.get(algo, []) for x in ("-p", p)]
+    if not grid:
+        target = out_dir / algo
+        if not (target / "model.safetensors").is_file():
+            sh("merge", "--algo", algo, "--base", str(base), *map(str, tvs), *extra, "-o", f"{target}/", "-q",
+               step="merge")
+        return target, None, {}
+    template = out_dir / f"{algo}-lam{{lam}}"
+    done = all((Path(str(template).format(lam=_fmt(v))) / "model.safetensors").is_file() for v in grid)
+    chosen_file = out_dir / f"{algo}.chosen.json"
+    if chosen_file.is_file():
+        c = json.loads(chosen_file.read_text())
+        return Path(c["path"]), c["lam"], c["dev"]
+    if not done:
+        sh("merge", "--algo", algo, "--base", str(base), *map(str, tvs), *extra, "-p",
+           "lam=" + ",".join(_fmt(v) for v in grid), "-o", f"{template}/", "-q", step="merge")
+    dev = {}
+    for v in grid:
+        model = Path(str(template).format(lam=_fmt(v)))
+        hyp = transcribe(sh, model, manifests["dev"], work / "hyp" / f"dev-{algo}-{_fmt(v)}.jsonl", cfg, language="pt")
+        dev[_fmt(v)] = wer(sh, [hyp])["macro"]["wer"]
+    best = min(grid, key=lambda v: dev[_fmt(v)])
+    chosen = Path(str(template).format(lam=_fmt(best)))
+    for v in grid:
+        if v != best:
+            shutil.rmtree(Path(str(template).format(lam=_fmt(v))), ignore_errors=True)
+    chosen_file.write_text(json.dumps({"path": str(chosen), "lam": best, "dev": dev}))
+    return chosen, best, dev
+
+
+def _fmt(v: float) -> str:
+    from asrmerge.merge.registry import format_value
+
+    return format_value(v)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--full", action="store_true", help="the full study (about an hour on 2 cores)")
+    ap.add_argument("--work", type=Path, default=None, help="work folder (default ~/.cache/asrmerge/study/SIZE)")
+    ap.add_argument("--results", type=Path, default=None,
+                    help="results folder (default: tests/bench/results/study for --full, WORK/results otherwise)")
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args(argv)
+    cfg = config(a.full, a.seed)
+    cache_root = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "asrmerge" / "study"
+    work = (a.work or cache_root / cfg.size.name).resolve()
+    results = (a.results or (ROOT / "tests" / "bench" / "results" / "study" if a.full else work / "results")).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    results.mkdir(parents=True, exist_ok=True)
+    for sub in ("hyp", "tv", "merged"):
+        (work / sub).mkdir(exist_ok=True)
+    t_start = time.perf_counter()
+    times: dict[str, float] = {}
+    sh = Shell(results / "commands.sh", work)
+
+    say(f"{cfg.size.name} study in {work}")
+    base = work / "base"
+    if not (base / "model.safetensors").is_file():
+        sh("convert", "packaged:base", "--dtype", "fp32", "-o", f"{base}/", "-q", step="convert")
+    t0 = time.perf_counter()
+    manifests = data.build(work / "data", cfg.size, cfg.seed)
+    times["data"] = time.perf_counter() - t0
+    say("data ready: " + ", ".join(f"{k} {sum(1 for _ in v.open())}" for k, v in manifests.items()))
+
+    t0 = time.perf_counter()
+    fts = finetunes(cfg, base, manifests, cache_root / "finetunes" / cfg.size.name)
+    times["finetune"] = time.perf_counter() - t0
+
+    tvs = []
+    for d in cfg.size.domains:
+        tv = work / "tv" / f"{d}.safetensors"
+        if not tv.is_file():
+            sh("taskvec", str(base), str(fts[d]), "-o", str(tv), "-q", step="taskvec")
+        tvs.append(tv)
+
+    systems: dict[str, dict] = {}
+    for algo in cfg.algos:
+        say(f"merge {algo}" + (f", lambda sweep {cfg.lams[algo]} on the dev sets" if cfg.lams.get(algo) else ""))
+        model, lam, dev = choose_lam(sh, cfg, algo, base, tvs, work, manifests)
+        systems[algo] = {"model": model, "lam": lam, "dev": dev, "kind": "merge"}
+    for beta in cfg.betas:
+        name = f"boosted-tsvm beta={_fmt(beta)}"
+        lam = systems.get("boosted-tsvm", {}).get("lam") or 1.0
+        target = work / "merged" / f"boosted-beta{_fmt(beta)}"
+        if not (target / "model.safetensors").is_file():
+            sh("merge", "--algo", "boosted-tsvm", "--base", str(base), *map(str, tvs), "-p", f"beta={_fmt(beta)}",
+               "-p", f"lam={_fmt(lam)}", "-o", f"{target}/", "-q", step="merge")
+        systems[name] = {"model": target, "lam": lam, "kind": "beta"}
+
+    say("svd-inspect: spectra, interference and collapse of the task vectors and the BoostedTSV-M merge")
+    inspect_merged = systems.get("boosted-tsvm", {}).get("model")
+    inspect_args = ["svd-inspect", "--base", str(base), *map(str, tvs), "--include", "model.decoder.*"]
+    if inspect_merged:
+        inspect_args += ["--merged", str(inspect_merged)]
+    sh(*inspect_args, "--summary", "--json", stdout=results / "svd-summary.json", step="svd-inspect")
+    sh(*inspect_args, "--plot", str(results / "svd-inspect.png"), "-q", stdout=work / "svd-inspect.jsonl",
+       step="svd-inspect")
+
+    say("transcribe the test sets with every system")
+    evals = {"zero-shot": base, "full-ft": fts["full-ft"], **{k: v["model"] for k, v in systems.items()}}
+    hyps: dict[str, dict[str, Path]] = {}
+    for name, model in evals.items():
+        tag = name.replace(" ", "_").replace("=", "")
+        hyps[name] = {
+            "test": transcribe(sh, model, manifests["test"], work / "hyp" / f"test-{tag}.jsonl", cfg, language="pt"),
+            "english": transcribe(sh, model, manifests["english"], work / "hyp" / f"en-{tag}.jsonl", cfg, language="en"),
+            "multi": transcribe(sh, model, manifests["multi"], work / "hyp" / f"multi-{tag}.jsonl", cfg, language=None),
+        }
+    for d in cfg.size.domains:  # each ID-FT on its own domain only
+        own = work / "data" / f"test-{d}.jsonl"
+        own.write_text("".join(line + "\n" for line in manifests["test"].read_text().splitlines() if f'"domain": "{d}"' in line))
+        hyps.setdefault("id-ft", {})[d] = transcribe(sh, fts[d], own, work / "hyp" / f"test-idft-{d}.jsonl", cfg,
+                                                     language="pt")
+
+    say("score")
+    scores: dict[str, dict] = {}
+    for name, h in hyps.items():
+        if name == "id-ft":
+            scores[name] = {"test": wer(sh, list(h.values()))}
+            continue
+        scores[name] = {"test": wer(sh, [h["test"]]), "english": wer(sh, [h["english"]], "--normalizer", "whisper-en"),
+                        "multi": wer(sh, [h["multi"]], "--normalizer", "basic"),
+                        "multi_cer": wer(sh, [h["multi"]], "--normalizer", "basic", "--cer")}
+    merges = [k for k, v in systems.items() if v["kind"] == "merge"]
+    best = min(merges, key=lambda k: scores[k]["test"]["micro"]["wer"]) if merges else None
+    compare = None
+    if best:
+        compare = json.loads(sh("wer", "--compare", str(hyps[best]["test"]), str(hyps["full-ft"]["test"]), "--json",
+                                step="wer"))
+    times.update(sh.times)
+    times["total"] = time.perf_counter() - t_start
+    meta = {
+        "size": cfg.size.name, "seed": cfg.seed, "steps": cfg.steps, "full_steps": cfg.full_steps, "lr": cfg.lr,
+        "batch_size": cfg.batch_size, "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, "
+        f"{platform.python_version()}", "commit": _commit(), "date": time.strftime("%Y-%m-%d %H:%M"),
+        "times": times, "best": best, "trained": "decoder without embed_tokens (encoder frozen, 10 s window)",
+        "finetunes": {k: json.loads((v / "finetune.json").read_text()) for k, v in fts.items()},
+    }
+    write_report(results, cfg, scores, systems, compare, meta, hyps)
+    say(f"done in {times['total'] / 60:.1f} min; results in {results}")
+    print((results / "results.md").read_text())
+
+
+def _commit() -> str:
+    r = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return r.stdout.strip() or "unknown"
+
+
+if __name__ == "__main__":
+    main()
