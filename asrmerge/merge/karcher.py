@@ -64,7 +64,8 @@ def karcher_coefficients(gram: Tensor, weights: list[float], max_iter: int, tol:
             break
         mu = math.cos(gn) * mu + math.sin(gn) * g / gn
         mu = mu / norm(mu)
-    scale = sum(weights[i] * float(n[i]) for i in valid) / total_w
+    # a_i n_i over every input (section 4.3): an input below tol leaves the direction, not the scale
+    scale = sum(weights[i] * float(n[i]) for i in range(T)) / total_w
     coef = [0.0] * T
     for j, i in enumerate(valid):
         coef[i] = scale * float(mu[j]) / float(n[i])
