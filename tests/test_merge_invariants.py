@@ -15,9 +15,12 @@ import torch
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from asrmerge.merge.api import merge
+from asrmerge.merge.iso_cts import sizes
 from asrmerge.merge.registry import names
 from tests.merge_cases import (
     ALGOS,
+    BIAS,
     CONV,
     FEW,
     FP,
@@ -277,6 +280,60 @@ def orthogonal_tasks(draw) -> tuple[Case, list[int]]:
     return Case(base, taus, weights, "orthogonal", dtype, seed), ranks
 
 
+@st.composite
+def conditioned_tasks(draw) -> Case:
+    """Full-rank, well-conditioned tasks: r = T k, tau_t = U_t diag(s_t) V_t^T + sum_{j != t} U_j diag(d_tj) V_j^T
+    with s in [1, 2] and d in [0.01, 0.1] on mutually orthogonal blocks U_j, V_j. Each task's top k is its own
+    block (so U-bar of tsvm is orthonormal), and the sum has singular values in [1, 2.3]."""
+    T, k = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    r = T * k
+    m, n = sorted([r, draw(st.integers(r, 12))], reverse=draw(st.booleans()))
+    seed = draw(st.integers(0, 2**31 - 1))
+    g = generator(seed)
+    u, v = orthonormal(m, r, g), orthonormal(n, r, g)
+    taus = []
+    for t in range(T):
+        s = torch.rand(r, generator=g, dtype=torch.float64) * 0.09 + 0.01
+        s[t * k:(t + 1) * k] = torch.rand(k, generator=g, dtype=torch.float64) + 1
+        taus.append(from_svd(u, s, v))
+    base = torch.randn(m, n, generator=g, dtype=torch.float64)
+    weights = draw(st.one_of(st.none(), st.lists(st.sampled_from([0.5, 1.0, 2.0]), min_size=T, max_size=T)))
+    return Case(base, taus, weights, "conditioned", torch.float64, seed)
+
+
+def iso_cts_gaps(case: Case, common_frac: float = 0.8) -> float:
+    """The smallest relative spectral gap at iso-cts's truncations (k of the sum, s of each residual): the
+    conditioning of its subspaces. A split inside a near-repeated value is ill-posed at any precision."""
+    m, n = case.base.shape
+    k, s = sizes(min(m, n), case.T, common_frac)
+    taus = [w * t for w, t in zip(case.w(), case.taus, strict=True)]
+    u, sig, _ = torch.linalg.svd(sum(taus), full_matrices=False)
+    gaps = [float(sig[k - 1] - sig[k]) if 0 < k < sig.numel() else float(sig[0])]
+    uc = u[:, :k]
+    for t in taus:
+        rs = torch.linalg.svdvals(t - uc @ (uc.T @ t))
+        if 0 < s < rs.numel():
+            gaps.append(float(rs[s - 1] - rs[s]))
+    return min(gaps) / float(sig[0])
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+@FEW
+@given(case=conditioned_tasks())
+def test_fp32_agrees_with_fp64_on_well_conditioned_inputs(algo: str, case: Case) -> None:
+    """Section 3: the compute dtype only changes rounding. On full-rank, well-conditioned tasks the fp32 merge
+    is within the fp32 tolerance of the fp64 merge of the same values (what fp32_resolves filters out
+    elsewhere is ill-conditioning, not fp32 arithmetic)."""
+    if algo == "model-stock":
+        assume(case.T >= 2)
+    if algo == "iso-cts":
+        assume(iso_cts_gaps(case) >= 0.05)
+    c32 = Case(case.base.float(), [t.float() for t in case.taus], case.weights, case.kind, torch.float32, case.seed)
+    c64 = Case(c32.base.double(), [t.double() for t in c32.taus], case.weights, case.kind, torch.float64, case.seed)
+    models = algo in WEIGHT_SPACE
+    assert_close(run(algo, c32, models=models), run(algo, c64, models=models), torch.float32, scale=c64.scale())
+
+
 @PROPS
 @given(data=orthogonal_tasks(), full=st.booleans())
 def test_tsvm_is_ta_on_mutually_orthogonal_tasks(data: tuple[Case, list[int]], full: bool) -> None:
@@ -465,6 +522,20 @@ def test_outputs_are_finite_and_keep_names_shapes_order_and_dtype(algo: str, par
             assert out[name].dtype == (want or stored), name
         else:
             assert torch.equal(out[name], w0)
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("shape", [(1,), (1, 1), (1, 5), (5, 1)])
+def test_one_element_and_single_row_or_column_tensors_merge(algo: str, shape: tuple[int, ...]) -> None:
+    """Section 7.12 at the smallest shapes: a 1-element bias, a 1 x 1 matrix, one row, one column (r = 1)."""
+    name = SVD if len(shape) == 2 else BIAS
+    g = generator(len(shape) * 10 + shape[0])
+    base = torch.randn(shape, generator=g)
+    fts = [base + torch.randn(shape, generator=g) for _ in range(3)]
+    out = merge(algo, [{name: f} for f in fts], base={name: base})
+    assert isinstance(out, dict)
+    assert out[name].shape == shape and out[name].dtype == torch.float32
+    assert bool(torch.isfinite(out[name]).all())
 
 
 @pytest.mark.parametrize("algo", ["ta", "ties", "tsvm", "soup"])

@@ -75,6 +75,14 @@ def test_an_all_zero_column_gives_zero() -> None:
     assert float(out[2]) == 0.0 and bool(torch.isfinite(out).all())
 
 
+def test_a_one_element_tensor_has_constant_rows_and_gives_w0() -> None:
+    """n = 1, default clip 1e-4: the bounds are sorted(|X|)[0] and sorted(|X|)[floor(0.9999) - 1 = -1], the
+    last (only) element as in the reference's indexing. Every row is constant, so every minmax is 0: S = 1,
+    and S-hat = minmax(max(B, B)) = 0, hence tau* = 0 / 1e-12 = 0 and W* = W_0."""
+    base = exact([0.5])
+    assert torch.equal(merge_one("pcb", [exact([3]), exact([-1])], base), base)
+
+
 @PROPS
 @given(case=cases(kinds=("random", "lowrank", "duplicated", "antiparallel", "rank1", "zero"), zero_base=True),
        ratio=st.sampled_from([0.05, 0.1, 0.3, 0.5, 1.0]), clip=st.sampled_from([0.0, 1e-4, 0.1, 0.3]))
