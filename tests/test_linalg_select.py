@@ -39,7 +39,7 @@ def select(values: torch.Tensor, k: int, cuts: list[int]) -> float:
     return sel.value
 
 
-@settings(PROPS, max_examples=20)
+@settings(PROPS, max_examples=15)
 @given(data=streams())
 def test_radix_select_and_kth_largest_equal_sorting_for_every_k(data) -> None:
     dtype, values, cuts = data
