@@ -36,7 +36,7 @@ def iso_cts(tasks: Tasks, *,
     """Iso-CTS: common subspace of the sum plus each task's own residual directions, flattened to one scale."""
     import torch
 
-    from asrmerge.linalg.svd import eps_tol, orthogonalise, svd
+    from asrmerge.linalg.svd import eps_tol, orthogonalise, svd, svdvals
 
     m, n = tasks.shape[0], tasks.shape[1]
     r = min(m, n)
@@ -52,20 +52,25 @@ def iso_cts(tasks: Tasks, *,
             return torch.ones_like(sv, dtype=torch.bool)
         return sv > eps_tol(sigma1, shape, sv.dtype) if sigma1 > 0 else torch.zeros_like(sv, dtype=torch.bool)
 
+    keep_c = kept(sig[:k], float(sig[0]) if sig.numel() else 0.0, total.shape)
+    # rank_mode=numerical: the null directions of the sum are arbitrary (LAPACK's choice), so they are neither
+    # kept nor projected out of the tasks; rank_mode=full projects onto all k, as the reference
+    uc, sc, vc = u[:, :k][:, keep_c], sig[:k][keep_c], vh[:k].mT[:, keep_c]
     blocks_u, blocks_s, blocks_v = [], [], []
-    uc, sc, vc = u[:, :k], sig[:k], vh[:k].mT
     for t in range(T if s > 0 else 0):
         x = tasks.weights[t] * tasks.tau(t)
         resid = x - uc @ (uc.mT @ x)
+        resid = resid - uc @ (uc.mT @ resid)  # projecting twice leaves rounding noise of ~2 eps ||x||, not ~10
         ut, st, vth = svd(resid, name=tasks.name)
-        keep = kept(st[:s], float(st[0]) if st.numel() else 0.0, resid.shape)
+        # a task-specific triplet's source is the task: judged against epsilon_tol(w_t tau_t), a residual that
+        # vanishes up to rounding (tau_t inside the common space) adds no noise directions
+        keep = kept(st[:s], float(svdvals(x)[0]) if numerical else 0.0, x.shape)
         blocks_u.append(ut[:, :s][:, keep])
         blocks_s.append(st[:s][keep])
         blocks_v.append(vth[:s].mT[:, keep])
-    keep = kept(sc, float(sig[0]) if sig.numel() else 0.0, total.shape)
-    blocks_u.append(uc[:, keep])
-    blocks_s.append(sc[keep])
-    blocks_v.append(vc[:, keep])
+    blocks_u.append(uc)
+    blocks_s.append(sc)
+    blocks_v.append(vc)
     ubar, sall, vbar = torch.cat(blocks_u, 1), torch.cat(blocks_s), torch.cat(blocks_v, 1)
     if sall.numel() == 0:
         return total.new_zeros(total.shape)

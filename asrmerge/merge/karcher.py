@@ -54,7 +54,9 @@ def karcher_coefficients(gram: Tensor, weights: list[float], max_iter: int, tol:
         phi = torch.arccos(dots)
         g = torch.zeros_like(mu)
         for i in range(len(valid)):
-            if float(phi[i]) < tol:
+            if float(phi[i]) < tol or float(phi[i]) > math.pi - tol:
+                # at the antipode the log map has no direction (u_i - cos(phi) mu = 0, sin(phi) = 0): its term
+                # is 0 * inf, so it is skipped like the terms at mu itself
                 continue
             e = torch.zeros_like(mu)
             e[i] = 1.0

@@ -1,8 +1,9 @@
 """Multi-SLERP, barycentric SLERP as mergekit merge_methods/multislerp.py (ALGORITHMS.md 4.4).
 
 mergekit's tangent step is identically zero, so the result is the closed form
-x* = (sum w_i n_i) * normalise(sum w_i x_i / (n_i + eps)): karcher with max_iter = 0, computed from the
-T x T Gram matrix in one streaming pass.
+x* = (sum w_i n_i) * normalise(sum w_i x_i / n_i): karcher with max_iter = 0, computed from the T x T Gram
+matrix in one streaming pass. mergekit divides by n_i + 1e-8 instead, a relative difference of about
+1e-8 / n_i; zero inputs add nothing to the direction, and all-zero inputs give 0.
 """
 
 from __future__ import annotations
@@ -47,17 +48,24 @@ def multislerp(tasks: Tasks, *,
         return s @ s.T
 
     (g,) = yield [Total(gram)]
-    n = [math.sqrt(max(float(g[i, i]), 0.0)) for i in range(tasks.T)]
-    a = [w[i] / (n[i] + EPS) for i in range(tasks.T)]  # sum_i a_i x_i is sum w_i u~_i
-    sq = sum(a[i] * a[j] * float(g[i, j]) for i in range(tasks.T) for j in range(tasks.T))
-    mean_norm = sum(w[i] * n[i] for i in range(tasks.T))
-    if math.sqrt(max(sq, 0.0)) < EPS:
-        if tasks.T != 2:
-            raise AsrmergeError(f"tensor {tasks.name}: antipodal inputs, the spherical mean is undefined",
-                                subject="multislerp", hint="merge these inputs with another algorithm")
-        coef = w  # two opposite inputs: linear interpolation, as mergekit
+    T = tasks.T
+    n = [math.sqrt(max(float(g[i, i]), 0.0)) for i in range(T)]
+    mean_norm = sum(w[i] * n[i] for i in range(T))
+    if mean_norm == 0.0:
+        coef = [0.0] * T  # every input is 0: x* = 0 * normalise(...) = 0, whatever the direction
     else:
-        coef = [mean_norm * ai / math.sqrt(sq) for ai in a]
+        # sum_i a_i x_i = n_min * sum_i w_i x_i / n_i (zero inputs add nothing): the closed form without
+        # mergekit's eps, so that it is karcher(max_iter=0); the common factor n_min keeps 1/n_i finite
+        n_min = min(v for v in n if v > 0)
+        a = [w[i] * (n_min / n[i]) if n[i] > 0 else 0.0 for i in range(T)]
+        sq = max(sum(a[i] * a[j] * float(g[i, j]) for i in range(T) for j in range(T)), 0.0)
+        if math.sqrt(sq) / n_min < EPS:
+            if T != 2:
+                raise AsrmergeError(f"tensor {tasks.name}: antipodal inputs, the spherical mean is undefined",
+                                    subject="multislerp", hint="merge these inputs with another algorithm")
+            coef = w  # two opposite inputs: linear interpolation, as mergekit
+        else:
+            coef = [mean_norm * ai / math.sqrt(sq) for ai in a]
 
     def rule(c: Tasks) -> Tensor:
         out = coef[0] * x(c, 0)

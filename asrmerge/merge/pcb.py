@@ -42,7 +42,9 @@ def pcb(tasks: Tasks, *,
     n, T = tasks.scope_numel, tasks.T
     # sorted(v)[i] (ascending, 0-based) is the (n - i)-th largest
     lo_rank = n - math.floor(n * clip)
-    hi_rank = n - (math.floor(n * (1 - clip)) - 1)
+    # sorted(|X|)[floor(n (1 - a)) - 1]; for n = 1 and a > 0 that index is -1, which (as the reference's
+    # Python indexing) is the last element: without the clamp a one-element tensor asked for rank 2 of 1
+    hi_rank = n - max(math.floor(n * (1 - clip)) - 1, 0)
     drop_rank = n - math.floor(n * (1 - ratio))
     bounds = yield [KthLargest(magnitude(lambda c, t: c.tau(t), t), k) for t in range(T) for k in (lo_rank, hi_rank)]
     lo = [float(bounds[2 * t]) for t in range(T)]

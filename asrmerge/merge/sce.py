@@ -55,7 +55,7 @@ def sce(tasks: Tasks, *,
         num = torch.zeros_like(s)
         den = torch.zeros_like(s)
         for wt, x in zip(w, xs, strict=True):
-            m = torch.sign(x) == gamma
+            m = (torch.sign(x) == gamma).to(s.dtype)  # wt * (bool mask) would be float32
             num = num + wt * m * x
             den = den + wt * m
         return num / torch.where(den == 0, 1.0, den)

@@ -57,7 +57,7 @@ def disjoint_merge(xs: list[Tensor], weights: list[float], agg: str) -> Tensor:
     den = torch.zeros_like(total)
     peak = torch.zeros_like(total)
     for w, x in zip(weights, xs, strict=True):
-        m = (x != 0) & (torch.sign(x) == gamma)
+        m = ((x != 0) & (torch.sign(x) == gamma)).to(total.dtype)  # w * (bool mask) would be float32
         if agg == "dis-max":
             peak = torch.maximum(peak, (x * m).abs())
         else:

@@ -1,0 +1,90 @@
+"""Exact order statistics: kth_largest and the streamed RadixSelect equal torch.sort for every k (ALGORITHMS.md 3)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from asrmerge.linalg.select import RadixSelect, kth_largest
+from tests.merge_cases import FEW, PROPS
+
+DTYPES = {torch.float32: 32, torch.float64: 64}
+
+
+@st.composite
+def streams(draw) -> tuple[torch.dtype, list[float], list[int]]:
+    """Values with repeats, negatives, +0.0 and -0.0, subnormals and extremes; and a random chunking."""
+    dtype = draw(st.sampled_from(list(DTYPES)))
+    width = DTYPES[dtype]
+    finite = st.floats(allow_nan=False, allow_infinity=False, width=width)
+    special = st.sampled_from([0.0, -0.0, 1.0, -1.0, 1e-40 if width == 32 else 5e-324, -2.5,
+                               float(torch.finfo(dtype).max), float(torch.finfo(dtype).min)])
+    pool = draw(st.lists(st.one_of(finite, special), min_size=1, max_size=6))
+    values = draw(st.lists(st.one_of(st.sampled_from(pool), finite, special), min_size=1, max_size=16))
+    cuts = sorted(draw(st.lists(st.integers(0, len(values)), max_size=5)))
+    return dtype, values, cuts
+
+
+def select(values: torch.Tensor, k: int, cuts: list[int]) -> float:
+    """RadixSelect over the chunks values[cuts[i]:cuts[i+1]] (empty chunks included), as the engine drives it."""
+    bounds = [0, *cuts, values.numel()]
+    sel = RadixSelect(k, values.dtype)
+    while not sel.done:
+        sel.start_pass()
+        for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+            sel.feed(values[a:b])
+        sel.end_pass()
+    return sel.value
+
+
+@settings(PROPS, max_examples=15)
+@given(data=streams())
+def test_radix_select_and_kth_largest_equal_sorting_for_every_k(data) -> None:
+    dtype, values, cuts = data
+    x = torch.tensor(values, dtype=dtype)
+    ranked = torch.sort(x, descending=True).values
+    for k in range(1, x.numel() + 1):
+        want = float(ranked[k - 1])
+        assert kth_largest(x, k) == want, k  # +0.0 == -0.0: the threshold is a value, not a bit pattern
+        assert select(x, k, cuts) == want, (k, cuts)
+
+
+@FEW
+@given(data=streams())
+def test_radix_select_takes_two_passes_in_fp32_and_four_in_fp64(data) -> None:
+    dtype, values, cuts = data
+    sel = RadixSelect(1, dtype)
+    passes = 0
+    while not sel.done:
+        sel.start_pass()
+        sel.feed(torch.tensor(values, dtype=dtype))
+        sel.end_pass()
+        passes += 1
+    assert passes == (2 if dtype == torch.float32 else 4)
+
+
+def test_radix_select_by_hand() -> None:
+    """x = (3, -1, 3, 0, -0.0, 2): descending 3, 3, 2, 0, 0, -1, so k = 1..6 gives 3, 3, 2, 0, 0, -1."""
+    x = torch.tensor([3.0, -1.0, 3.0, 0.0, -0.0, 2.0])
+    expected = [3.0, 3.0, 2.0, 0.0, 0.0, -1.0]
+    for dtype in DTYPES:
+        for k, want in enumerate(expected, 1):
+            assert kth_largest(x.to(dtype), k) == want
+            assert select(x.to(dtype), k, [2, 2, 5]) == want
+
+
+@pytest.mark.parametrize("k", [0, 7])
+def test_k_outside_one_to_n_is_an_error(k: int) -> None:
+    x = torch.arange(6, dtype=torch.float32)
+    with pytest.raises(ValueError):
+        kth_largest(x, k)
+    with pytest.raises(ValueError):
+        select(x, k, [3])
+
+
+def test_value_before_the_last_pass_is_an_error() -> None:
+    sel = RadixSelect(1, torch.float32)
+    with pytest.raises(RuntimeError):
+        _ = sel.value
