@@ -166,10 +166,10 @@ def _stream_rule(plan: Plan, name: str, cls: str, rule: Callable[[Tasks], Tensor
 
 def _finalize(value: Tensor, base: Tensor | None, kind: str, lam: float | None, scale: float) -> Tensor:
     if kind == "weights":
-        return value if scale == 1.0 or base is None else base + scale * (value - base)
+        return value if scale == 1.0 or base is None else torch.add(base, value - base, alpha=scale)
     factor = scale * (1.0 if kind == "update-fixed" or lam is None else lam)
     assert base is not None
-    return base + factor * value
+    return torch.add(base, value, alpha=factor)
 
 
 def merge_tensor(plan: Plan, name: str, model_rules: dict[tuple[int, str], Any]) -> list[Tensor]:
@@ -187,18 +187,22 @@ def merge_tensor(plan: Plan, name: str, model_rules: dict[tuple[int, str], Any])
     results: list[Tensor | None] = [None] * len(plan.outputs)
     for ci, combo in enumerate(plan.combos):
         mine = [(oi, o) for oi, o in enumerate(plan.outputs) if o.combo is combo]
-        bufs = {oi: torch.empty(info.shape, dtype=out_dtype) for oi, _ in mine}
+        bufs: dict[int, Tensor] = {}
         pieces, kind = _pieces(plan, name, cls, combo, memo, model_rules.get((ci, name)))
         for rows, value, base in pieces:
             for oi, out in mine:
-                merged = _finalize(value, base, kind, out.lam, scale).to(out_dtype)
+                merged = _finalize(value, base, kind, out.lam, scale).to("cpu", out_dtype)
                 if not all_finite(merged):
                     raise AsrmergeError(f"tensor {name}: the merge produced NaN or Inf in {out_dtype}",
                                         subject=plan.algo.name,
                                         hint="check the inputs and parameters (a weight sum of 0? an extreme lam? "
                                              "values beyond the output dtype's range?)")
-                target = bufs[oi] if rows is None else bufs[oi][rows[0]:rows[1]]
-                target.copy_(merged.reshape(target.shape))
+                if rows is None:  # the whole tensor at once: no copy
+                    bufs[oi] = merged.reshape(info.shape)
+                    continue
+                if oi not in bufs:
+                    bufs[oi] = torch.empty(info.shape, dtype=out_dtype)
+                bufs[oi][rows[0]:rows[1]].copy_(merged.reshape(rows[1] - rows[0], *info.shape[1:]))
         for oi, _ in mine:
             results[oi] = bufs[oi]
     return [r for r in results if r is not None]

@@ -17,7 +17,7 @@ def weighted_sum(c: Tasks) -> Tensor:
     """sum_t w_t tau_t over one chunk, one task at a time."""
     out = c.weights[0] * c.tau(0)
     for t in range(1, c.T):
-        out = out + c.weights[t] * c.tau(t)
+        out.add_(c.tau(t), alpha=c.weights[t])
     return out
 
 

@@ -1,0 +1,245 @@
+"""asrmerge merge against mergekit and FusionBench, side by side on the same files: time, peak memory, floors.
+
+    python -m tests.bench.bench_merge                    # whisper-base and whisper-small shapes, T = 2, 5, 10
+    python -m tests.bench.bench_merge --shapes base --tasks 2,5 --algos ta,tsvm
+    python -m tests.bench.bench_merge --device cuda --shapes large-v3 --tasks 10 --algos boosted-tsvm,tsvm
+
+Every run is a separate process measured the same way (wall time and the child's peak RSS from wait4); the
+peers run in their own virtual environments (tests/peers/env.py). Outputs are compared before times are:
+a row whose outputs disagree beyond the spec's tolerance says so. Floors: reading every input once and
+writing the output once with a warm page cache (element-wise algorithms); the SVDs an algorithm must do,
+at this machine's measured SVD rate (the SVD family). Results go to tests/bench/RESULTS.md (or --out).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from tests.bench.inputs import base_model, finetunes
+from tests.peers.run import fusion_bench_job, measure, mergekit_job, run_peer
+
+ROOT = Path(__file__).resolve().parents[2]
+CACHE = ROOT / ".cache" / "bench"
+# asrmerge algorithm -> (peer, peer method, peer parameters, peer uses the base, per-model weights,
+#                        asrmerge parameters making the two comparable); mappings as in tests/test_peers.py
+PEERS: dict[str, tuple[str, str, dict, bool, bool, list[str]]] = {
+    "soup": ("mergekit", "linear", {"normalize": True}, False, True, []),
+    "ta": ("mergekit", "task_arithmetic", {"lambda": 1.0}, True, True, ["lam=1.0"]),
+    "ties": ("mergekit", "ties", {"density": 0.2}, True, True, ["density=0.2"]),
+    "dare-ties": ("mergekit", "dare_ties", {"density": 0.5}, True, True,
+                  ["drop_rate=0.5", "agg=dis-sum", "rescale=l1"]),
+    "model-stock": ("mergekit", "model_stock", {}, True, False, ["cos_floor=-1"]),
+    "karcher": ("mergekit", "karcher", {}, False, False, []),
+    "multislerp": ("mergekit", "multislerp", {}, False, True, []),
+    "sce": ("mergekit", "sce", {}, True, False, []),
+    "tsvm": ("fusion_bench", "tsvm", {"scaling_factor": 1.0}, True, False, []),
+    "iso-c": ("fusion_bench", "iso_c", {"scaling_factor": 1.0}, True, False, []),
+    "iso-cts": ("fusion_bench", "iso_cts", {"scaling_factor": 1.0, "common_space_fraction": 0.8}, True, False, []),
+}
+OURS_ONLY = ["tsvm-ns", "boosted-tsvm"]
+RANDOM = {"dare-ties"}  # random streams differ: compare statistically, not element-wise
+SVD_FAMILY = {"tsvm", "tsvm-ns", "boosted-tsvm", "iso-c", "iso-cts"}
+
+
+def say(msg: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def exclude_keys(base: Path) -> list[str]:
+    """2-D tensors that are not of class svd: FusionBench must average them as asrmerge does."""
+    from asrmerge.io.checkpoint import open_checkpoint
+    from asrmerge.merge.policy import Policy
+
+    with open_checkpoint(str(base)) as c:
+        return [n for n, i in c.infos.items() if len(i.shape) == 2 and Policy().classify(i) != "svd"]
+
+
+def ours(algo: str, base: Path, fts: list[Path], out: Path, params: list[str], device: str) -> dict:
+    cmd = [sys.executable, "-m", "asrmerge", "merge", "--algo", algo, "--base", str(base), *map(str, fts),
+           *[x for p in params for x in ("-p", p)], "-o", str(out), "-q", "--device", device]
+    m = measure(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if m.returncode != 0:
+        raise SystemExit(f"asrmerge failed: {m.stderr[-2000:]}")
+    return {"wall": m.wall_s, "rss": m.peak_rss_mb}
+
+
+def peer(algo: str, base: Path, fts: list[Path], out: Path, work: Path) -> dict:
+    name, method, params, use_base, weighted, _ = PEERS[algo]
+    if name == "mergekit":
+        job = mergekit_job(method, base=base if use_base else None, inputs=fts, out=out, workdir=work, params=params,
+                           weights=[1.0] * len(fts) if weighted else None, options=["--random-seed", "0"])
+    else:
+        job = fusion_bench_job(method, base=base, inputs=fts, out=out, exclude_keys=exclude_keys(base), **params)
+    run = run_peer(name, [job], timeout=7200).check()
+    return {"wall": run.wall_s, "rss": run.peak_rss_mb, "import": run.import_s, "job": run.jobs[0].seconds}
+
+
+def agreement(algo: str, a: Path, b: Path) -> float:
+    """max |ours - peer| / max |peer| over all tensors (tensor names as in the peer's output)."""
+    x, y = load_file(str(a)), load_file(str(b))
+    worst = 0.0
+    for name, t in y.items():
+        key = name if name in x else ("model." + name if "model." + name in x else None)
+        if key is None:
+            continue
+        d = float((x[key].double() - t.double()).abs().max()) / max(float(t.double().abs().max()), 1e-30)
+        worst = max(worst, d)
+    return worst
+
+
+def io_floor(files: list[Path], out_bytes: int, work: Path) -> float:
+    """Seconds to read every input once (page cache warm) and write (and fsync) the output once."""
+    script = (
+        "import os,sys\n"
+        "buf=bytearray(1<<24)\n"
+        "for p in sys.argv[2:]:\n"
+        "    with open(p,'rb',buffering=0) as f:\n"
+        "        while f.readinto(buf): pass\n"
+        "n=int(sys.argv[1]); out=os.path.join(os.environ['FLOOR_DIR'],'floor.bin')\n"
+        "with open(out,'wb') as f:\n"
+        "    while n>0:\n"
+        "        k=min(n,len(buf)); f.write(memoryview(buf)[:k]); n-=k\n"
+        "    f.flush(); os.fsync(f.fileno())\n"
+        "os.unlink(out)\n")
+    for p in files:  # warm the page cache
+        subprocess.run(["cat", str(p)], stdout=subprocess.DEVNULL, check=True)
+    m = measure([sys.executable, "-c", script, str(out_bytes), *map(str, files)], env={**os.environ, "FLOOR_DIR": str(work)})
+    return m.wall_s
+
+
+def svd_floor(algo: str, base: Path, T: int, device: str) -> float:
+    """The SVDs ``algo`` needs on the svd-class matrices, at this machine's measured rate (all cores busy)."""
+    from asrmerge.io.checkpoint import open_checkpoint
+    from asrmerge.merge.policy import Policy
+
+    per_matrix = {"tsvm": T + 2, "iso-c": 1, "iso-cts": 1 + T + 2, "tsvm-ns": T, "boosted-tsvm": T}[algo]
+    shapes: dict[tuple[int, int], int] = {}
+    with open_checkpoint(str(base)) as c:
+        for info in c.infos.values():
+            if Policy().classify(info) == "svd":
+                m, n = max(info.shape), min(info.shape)
+                shapes[(m, n)] = shapes.get((m, n), 0) + 1
+    total = 0.0
+    for (m, n), count in shapes.items():
+        total += count * per_matrix * svd_seconds(m, n, device)
+    return total
+
+
+_RATE: dict[tuple[int, int, str], float] = {}
+
+
+def svd_seconds(m: int, n: int, device: str) -> float:
+    """Seconds per m x n fp32 thin SVD (tall orientation) at full-machine throughput.
+
+    On the CPU: the median single-threaded time divided by the number of cores (independent SVDs run one
+    per core); on CUDA: the median time of one SVD.
+    """
+    import statistics
+
+    key = (m, n, device)
+    if key not in _RATE:
+        threads = torch.get_num_threads()
+        if device == "cpu":
+            torch.set_num_threads(1)
+        a = torch.randn(m, n, device=device)
+        torch.linalg.svd(a, full_matrices=False)
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            torch.linalg.svd(a, full_matrices=False)
+            if device == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+        torch.set_num_threads(threads)
+        cores = len(os.sched_getaffinity(0)) if device == "cpu" else 1
+        _RATE[key] = statistics.median(times) / cores
+    return _RATE[key]
+
+
+def run(shapes: list[str], tasks: list[int], algos: list[str], device: str, with_peers: bool) -> list[dict]:
+    rows = []
+    for shape in shapes:
+        base = base_model(shape, CACHE)
+        for T in tasks:
+            fts = finetunes(base, T, CACHE / f"{shape}-ft")[:T]
+            work = CACHE / "out"
+            work.mkdir(parents=True, exist_ok=True)
+            in_files = [base, *fts]
+            for algo in algos:
+                say(f"{shape} T={T} {algo}")
+                mine = work / f"ours-{algo}.safetensors"
+                params = PEERS[algo][5] if algo in PEERS else []
+                r = {"shape": shape, "T": T, "algo": algo, "ours": ours(algo, base, fts, mine, params, device)}
+                out_bytes = mine.stat().st_size
+                if algo in SVD_FAMILY:
+                    r["floor"] = svd_floor(algo, base, T, device)
+                    r["floor_kind"] = "svd"
+                else:
+                    r["floor"] = io_floor(in_files, out_bytes, work)
+                    r["floor_kind"] = "io"
+                if with_peers and algo in PEERS and device == "cpu":
+                    theirs = work / f"peer-{algo}.safetensors"
+                    r["peer_name"] = PEERS[algo][0]
+                    r["peer"] = peer(algo, base, fts, theirs, work)
+                    r["diff"] = None if algo in RANDOM else agreement(algo, mine, theirs)
+                    theirs.unlink(missing_ok=True)
+                mine.unlink(missing_ok=True)
+                rows.append(r)
+                say(json.dumps(r))
+    return rows
+
+
+def table(rows: list[dict], device: str) -> str:
+    lines = ["| shape | T | algorithm | asrmerge s | peak RSS MiB | peer | peer s | peer RSS MiB | speed-up | "
+             "floor s | x floor | max rel. diff |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        o, p = r["ours"], r.get("peer")
+        ratio = f"{p['wall'] / o['wall']:.2f}x" if p else "—"
+        diff = "random" if r["algo"] in RANDOM and p else (f"{r['diff']:.1e}" if r.get("diff") is not None else "—")
+        lines.append(f"| {r['shape']} | {r['T']} | {r['algo']} | {o['wall']:.1f} | {o['rss']:.0f} | "
+                     f"{r.get('peer_name', '—')} | {p['wall']:.1f} | {p['rss']:.0f} | {ratio} | " if p else
+                     f"| {r['shape']} | {r['T']} | {r['algo']} | {o['wall']:.1f} | {o['rss']:.0f} | — | — | — | — | ")
+        lines[-1] += f"{r['floor']:.1f} ({r['floor_kind']}) | {o['wall'] / r['floor']:.2f} | {diff} |"
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--shapes", default="base,small")
+    ap.add_argument("--tasks", default="2,5,10")
+    ap.add_argument("--algos", default=",".join([*PEERS, *OURS_ONLY]))
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--no-peers", action="store_true")
+    ap.add_argument("--out", type=Path, default=ROOT / "tests" / "bench" / "RESULTS.md")
+    a = ap.parse_args(argv)
+    t0 = time.time()
+    rows = run(a.shapes.split(","), [int(x) for x in a.tasks.split(",")], a.algos.split(","), a.device,
+               not a.no_peers)
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
+    head = [f"# asrmerge merge: benchmark ({a.device})", "",
+            f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores"
+            + (f", {torch.cuda.get_device_name()}" if a.device == "cuda" else "")
+            + f"; {time.strftime('%Y-%m-%d')}; commit {commit}; torch {torch.__version__}. "
+            f"Run: `python -m tests.bench.bench_merge {' '.join(argv or sys.argv[1:])}` ({(time.time() - t0) / 60:.0f} min).",
+            "", "Wall time includes process start and imports on both sides; peak RSS is the process's. "
+            "Floors: io = read every input once + write the output once (page cache warm); svd = the "
+            "decompositions the algorithm needs at this machine's measured SVD throughput.", ""]
+    text = "\n".join(head) + table(rows, a.device) + "\n"
+    a.out.write_text(text)
+    (a.out.with_suffix(".json")).write_text(json.dumps(rows, indent=2))
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
