@@ -104,3 +104,52 @@ def test_parallel_workers_give_the_same_merge(algo: str) -> None:
     one = merge(algo, fts, base=base, workers=1)
     many = merge(algo, fts, base=base, workers=3, budget=4000)  # small budget: few tensors in flight
     close(one, many, 1e-6)
+
+
+def batch_inputs(T: int = 3, seed: int = 7, rank_deficient: bool = False):
+    """Several same-shape svd matrices (q, k, v, out of two layers) so that batches form."""
+    g = torch.Generator().manual_seed(seed)
+    shapes = {f"model.decoder.layers.{i}.self_attn.{p}_proj.weight": (12, 9) for i in range(2) for p in "qkvo"}
+    shapes.update({f"model.encoder.layers.{i}.fc2.weight": (7, 16) for i in range(3)})  # wide
+    shapes["model.decoder.layers.0.fc1.bias"] = (5,)
+    base = {n: torch.randn(s, generator=g) for n, s in shapes.items()}
+    fts = []
+    for _ in range(T):
+        ft = {}
+        for n, v in base.items():
+            d = 0.1 * torch.randn(v.shape, generator=g)
+            if rank_deficient and d.dim() == 2:
+                d = d[:, :1] @ d[:1, :]  # rank 1: the padded triplets are numerically zero
+            ft[n] = v + d
+        fts.append(ft)
+    return base, fts
+
+
+@pytest.mark.parametrize("algo,params", [("tsvm", {}), ("tsvm-ns", {}), ("boosted-tsvm", {"beta": 0.4}),
+                                         ("boosted-tsvm", {"beta": 0.2, "boost_energy": "sigma2", "boost_scope": "full"}),
+                                         ("tsvm", {"rank_frac": 0.6}), ("iso-c", {}), ("iso-c", {"rank_mode": "full"})])
+@pytest.mark.parametrize("deficient", [False, True])
+def test_batched_calls_equal_per_matrix_results(algo: str, params: dict, deficient: bool) -> None:
+    """ALGORITHMS.md section 3: batching same-shape tensors matches unbatched results to 1e-5 (fp32)."""
+    base, fts = batch_inputs(rank_deficient=deficient)
+    one = merge(algo, fts, base=base, params=params, batch=1)
+    many = merge(algo, fts, base=base, params=params, batch=4)
+    for n in one:
+        scale = max(float((one[n] - base[n]).abs().max()), 1e-6)
+        assert float((one[n] - many[n]).abs().max()) <= 1e-5 * max(scale, float(base[n].abs().max())), n
+
+
+def test_batches_group_same_shape_matrices(monkeypatch: pytest.MonkeyPatch) -> None:
+    import asrmerge.merge.tsvm as tsvm_module
+
+    sizes = []
+    real = tsvm_module.tsv_merge_batch
+
+    def spy(batch, *args, **kw):
+        sizes.append(len(batch))
+        return real(batch, *args, **kw)
+
+    monkeypatch.setattr(tsvm_module, "tsv_merge_batch", spy)
+    base, fts = batch_inputs()
+    merge("tsvm", fts, base=base, batch=4)
+    assert sorted(sizes) == [3, 4, 4]  # q,k,v,out of each layer; the three fc2 together

@@ -65,6 +65,8 @@ def merge(
                       help="Working-set budget per tensor; larger tensors are streamed in row chunks.")] = "512MiB",
     workers: Annotated[int, typer.Option("--workers", metavar="N", min=0,
                        help="Tensors merged at once (0: one per CPU core; 1 on CUDA).")] = 0,
+    batch: Annotated[int, typer.Option("--batch", metavar="N", min=0,
+                     help="Same-shape matrices per batched SVD call (0: 64 on CUDA, 1 on the CPU).")] = 0,
     list_: Annotated[bool, typer.Option("--list", help="List the algorithms and their parameters.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what the merge would do and cost; write nothing.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="With --list or --dry-run: one JSON document.")] = False,
@@ -91,7 +93,7 @@ def merge(
             output=output, device=device.value, compute_dtype=common.compute(compute_dtype),
             out_dtype=common.code(dtype), shard_size=common.size(shard_size),
             budget=common.size(memory) or 0, command=common.command_line(), check_outputs=not dry_run,
-            workers=workers,
+            workers=workers, batch=batch,
         )
         plan = make_plan(spec)
         try:

@@ -80,6 +80,35 @@ def svdvals(a: Tensor) -> Tensor:
         return torch.linalg.svdvals(a.detach().to("cpu", torch.float64)).to(a.device, a.dtype)
 
 
+def batched_svd(a: Tensor, *, name: str = "") -> tuple[Tensor, Tensor, Tensor]:
+    """Thin SVD of a stack (..., m, n) in one call (wide stacks through their transpose); one retry on the CPU."""
+    if a.shape[-2] < a.shape[-1]:
+        u, s, vh = batched_svd(a.mT, name=name)
+        return vh.mT, s, u.mT
+    try:
+        return torch.linalg.svd(a, full_matrices=False)
+    except (torch.linalg.LinAlgError, RuntimeError):
+        try:
+            u, s, vh = torch.linalg.svd(a.detach().to("cpu", torch.float64), full_matrices=False)
+        except (torch.linalg.LinAlgError, RuntimeError) as e:
+            raise AsrmergeError(f"batched SVD failed twice (also on the CPU in fp64): {e}", subject=name or "svd",
+                                hint="merge with --batch 1 to find the tensor") from e
+        return u.to(a.device, a.dtype), s.to(a.device, a.dtype), vh.to(a.device, a.dtype)
+
+
+def rank_mask(s: Tensor, shape: tuple[int, ...] | torch.Size, dtype: torch.dtype) -> Tensor:
+    """s_i > epsilon_tol of their matrix, for stacked spectra (..., r): the numerical-rank mask."""
+    tol = max(shape[-2], shape[-1]) * machine_eps(dtype) * s[..., :1]
+    return (s > tol) & (s[..., :1] > 0)
+
+
+def batched_polar(a: Tensor, *, name: str = "") -> Tensor:
+    """:func:`polar` of every matrix of a stack (..., m, n), the rank handled per matrix by masking."""
+    p, s, qh = batched_svd(a, name=name)
+    keep = rank_mask(s, a.shape, a.dtype).to(a.dtype)
+    return (p * keep.unsqueeze(-2)) @ qh
+
+
 def polar(a: Tensor, *, name: str = "") -> Tensor:
     """polar(A) = P_{:rho} Q_{:rho}^T from A = P diag(s) Q^T, keeping pairs with s_i > epsilon_tol(A).
 
@@ -98,7 +127,7 @@ def newton_schulz(a: Tensor, steps: int = 5, coeffs: str = "muon") -> Tensor:
     tall = x.shape[-2] > x.shape[-1]
     if tall:
         x = x.mT
-    x = x / (torch.linalg.matrix_norm(x) + 1e-7)
+    x = x / (torch.linalg.matrix_norm(x, keepdim=True) + 1e-7)
     for i in range(1, steps + 1):
         ca, cb, cc = table[min(i, len(table)) - 1]
         g = x @ x.mT

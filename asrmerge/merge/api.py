@@ -33,7 +33,7 @@ def merge(algo: str, inputs: list[dict[str, Tensor]], *, base: dict[str, Tensor]
           taskvecs: bool = False, params: dict[str, Any] | None = None, weights: list[float] | None = None,
           policy: str | None = None, lam_rules: list[tuple[str, float]] | None = None, device: str = "cpu",
           compute_dtype: torch.dtype = torch.float32, out_dtype: str | None = None,
-          budget: int = DEFAULT_BUDGET, workers: int = 1) -> dict[str, Tensor] | list[tuple[dict[str, Any], dict[str, Tensor]]]:
+          budget: int = DEFAULT_BUDGET, workers: int = 1, batch: int = 1) -> dict[str, Tensor] | list[tuple[dict[str, Any], dict[str, Tensor]]]:
     """Merge state dicts with ``algo``.
 
     Args:
@@ -41,8 +41,8 @@ def merge(algo: str, inputs: list[dict[str, Tensor]], *, base: dict[str, Tensor]
         inputs: fine-tuned state dicts, or task vectors with ``taskvecs=True``.
         base: the pre-trained state dict theta_0.
         params: algorithm parameters; a list value sweeps it.
-        weights, policy, lam_rules, device, compute_dtype, out_dtype, budget, workers: as the CLI's options
-            (``workers=0``: one per CPU core).
+        weights, policy, lam_rules, device, compute_dtype, out_dtype, budget, workers, batch: as the CLI's
+            options (``workers=0``: one per CPU core; ``batch=0``: 64 on CUDA).
     Returns:
         The merged state dict, or for a sweep a list of (parameters, state dict).
     """
@@ -55,7 +55,7 @@ def merge(algo: str, inputs: list[dict[str, Tensor]], *, base: dict[str, Tensor]
                      params=items, weights=weights, lam_rules=list(lam_rules or []), policy=policy,
                      output="&".join("{" + k + "}" for k in swept) or "-",
                      device=device, compute_dtype=compute_dtype, out_dtype=out_dtype, budget=budget,
-                     check_outputs=False, workers=workers)
+                     check_outputs=False, workers=workers, batch=batch)
     meta = {"asrmerge.kind": "taskvec"} if taskvecs else {}
     sources = [Checkpoint(MemoryBackend(sd, f"<input {i}>", meta)) for i, sd in enumerate(inputs)]
     base_ck = Checkpoint(MemoryBackend(base, "<base>")) if base is not None else None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 from asrmerge.merge.registry import P, algorithm
-from asrmerge.merge.tsvm import NS_COEFFS, ORTHS, tsv_merge
+from asrmerge.merge.tsvm import NS_COEFFS, ORTHS, tsv_merge, tsv_merge_batch
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -43,7 +43,41 @@ def boost(sigma: Tensor, full: Tensor, beta: float, energy: str = "sigma", scope
     return torch.maximum(sigma, sigma[j])
 
 
-@algorithm("boosted-tsvm", space="subspace", paper="Carvalho et al. 2026, Model merging for multi-domain ASR, arXiv:2603.05354")
+def boost_batch(sk: Tensor, full: Tensor, keep: Tensor, beta: float, energy: str = "sigma",
+                scope: str = "kept") -> Tensor:
+    """:func:`boost` of every row of a stack at once: ``sk`` (rows, k) zero-padded where ``keep`` is False."""
+    import torch
+
+    if beta >= 1.0:
+        return sk
+    e = sk if energy == "sigma" else sk * sk
+    denom = (full if energy == "sigma" else full * full).sum(-1) if scope == "full" else e.sum(-1)
+    c = torch.cumsum(e, -1) / torch.where(denom == 0, 1.0, denom).unsqueeze(-1)
+    kt = keep.sum(-1)
+    hit = (c >= beta) & keep
+    last = (kt - 1).clamp_min(0)
+    j = torch.where(hit.any(-1), hit.int().argmax(-1), last)
+    lifted = torch.where(keep, torch.maximum(sk, sk.gather(-1, j.unsqueeze(-1))), sk)
+    skip = (kt == 0) | (denom == 0)
+    return torch.where(skip.unsqueeze(-1), sk, lifted)
+
+
+def _boosted_batched(batch: list[Tasks], *, beta: float = 0.3, rank_frac: float | None = None, orth: str = "ns",
+                     ns_steps: int = 5, ns_coeffs: str = "muon", boost_energy: str = "sigma",
+                     boost_scope: str = "kept", lam: float = 1.0) -> list[Tensor] | None:
+    """boosted-tsvm over same-shape matrices at once; ``None`` for orth=eigh (per-matrix only)."""
+    if orth == "eigh":
+        return None
+    assert rank_frac is not None
+
+    def lift(sk: Tensor, full: Tensor, keep: Tensor) -> Tensor:
+        return boost_batch(sk, full, keep, beta, boost_energy, boost_scope)
+
+    return tsv_merge_batch(batch, rank_frac, orth, ns_steps, ns_coeffs, boost=lift if beta < 1.0 else None)
+
+
+@algorithm("boosted-tsvm", space="subspace", paper="Carvalho et al. 2026, Model merging for multi-domain ASR, arXiv:2603.05354",
+           batched=_boosted_batched)
 def boosted_tsvm(tasks: Tasks, *,
                  beta: Annotated[float, P("(0,1]", "energy fraction beta: values from index j* on are lifted to sigma_{j*} (smaller boosts more)", source="the paper")] = 0.3,
                  rank_frac: Annotated[float | None, P("(0,1]", "fraction p of each task's rank kept", default="1/T", source="ours")] = None,

@@ -172,8 +172,12 @@ def _finalize(value: Tensor, base: Tensor | None, kind: str, lam: float | None, 
     return torch.add(base, value, alpha=factor)
 
 
-def merge_tensor(plan: Plan, name: str, model_rules: dict[tuple[int, str], Any]) -> list[Tensor]:
-    """Every output's merged tensor ``name`` (in the outputs' order), cast to its output dtype."""
+def merge_tensor(plan: Plan, name: str, model_rules: dict[tuple[int, str], Any],
+                 batched: dict[tuple[int, str], Tensor] | None = None) -> list[Tensor]:
+    """Every output's merged tensor ``name`` (in the outputs' order), cast to its output dtype.
+
+    ``batched`` holds tau* already computed by a batched call, by (combination index, name).
+    """
     inputs = plan.inputs
     info = inputs.reference.infos[name]
     out_dtype = torch_dtype(next(i.dtype for i in plan.out_infos if i.name == name))
@@ -188,7 +192,12 @@ def merge_tensor(plan: Plan, name: str, model_rules: dict[tuple[int, str], Any])
     for ci, combo in enumerate(plan.combos):
         mine = [(oi, o) for oi, o in enumerate(plan.outputs) if o.combo is combo]
         bufs: dict[int, Tensor] = {}
-        pieces, kind = _pieces(plan, name, cls, combo, memo, model_rules.get((ci, name)))
+        if batched is not None and (ci, name) in batched:
+            kind = "update"
+            pieces: Iterator[Piece] = iter([(None, batched[(ci, name)].reshape(info.shape),
+                                             Tasks(inputs, name, cls).base())])
+        else:
+            pieces, kind = _pieces(plan, name, cls, combo, memo, model_rules.get((ci, name)))
         for rows, value, base in pieces:
             for oi, out in mine:
                 merged = _finalize(value, base, kind, out.lam, scale).to("cpu", out_dtype)
@@ -315,6 +324,9 @@ def _ordered(plan: Plan, names: list[str], model_rules: dict[tuple[int, str], An
     budget, so peak memory does not grow with the number of tensors or tasks.
     """
     workers = plan.workers
+    if plan.batch > 1 and plan.algo.batched is not None:
+        yield from _batched(plan, names, model_rules)
+        return
     if workers <= 1:
         for name in names:
             yield name, merge_tensor(plan, name, model_rules)
@@ -343,6 +355,54 @@ def _ordered(plan: Plan, names: list[str], model_rules: dict[tuple[int, str], An
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
         torch.set_num_threads(threads)
+
+
+def batches(plan: Plan, names: list[str]) -> list[list[str]]:
+    """Units of work in ``names`` order: same-shape ``svd`` matrices grouped (up to ``plan.batch`` each, and as
+    many as twice the memory budget holds), looking ahead a few batches; every other tensor alone."""
+    infos = plan.inputs.reference.infos
+    elem = torch.finfo(plan.inputs.dtype).bits // 8
+    lookahead = 4 * plan.batch
+    taken: set[str] = set()
+    units = []
+    for i, name in enumerate(names):
+        if name in taken:
+            continue
+        taken.add(name)
+        unit = [name]
+        if plan.classes[name] == "svd":
+            shape = infos[name].shape
+            per = (3 * plan.inputs.T + 6) * infos[name].numel * elem
+            size = max(1, min(plan.batch, (2 * plan.budget) // max(per, 1)))
+            for other in names[i + 1:i + 1 + lookahead]:
+                if len(unit) >= size:
+                    break
+                if other not in taken and plan.classes[other] == "svd" and infos[other].shape == shape:
+                    unit.append(other)
+                    taken.add(other)
+        units.append(unit)
+    return units
+
+
+def _batched(plan: Plan, names: list[str], model_rules: dict[tuple[int, str], Any]) -> Iterator[tuple[str, list[Tensor]]]:
+    """Like :func:`_ordered`, computing each batch of same-shape matrices in one batched call per stage."""
+    ready: dict[str, list[Tensor]] = {}
+    first_of = {unit[0]: unit for unit in batches(plan, names)}
+    for name in names:
+        unit = first_of.get(name)
+        if unit is not None and len(unit) > 1:
+            values: dict[tuple[int, str], Tensor] = {}
+            for ci, combo in enumerate(plan.combos):
+                params = {k: v for k, v in combo.items() if k != "mean_scale"}
+                tasks = [Tasks(plan.inputs, n, "svd") for n in unit]
+                out = plan.algo.batched(tasks, **params)  # type: ignore[misc]
+                if out is not None:
+                    values.update({(ci, n): v for n, v in zip(unit, out, strict=True)})
+            for n in unit:
+                ready[n] = merge_tensor(plan, n, model_rules, batched=values)
+        if name not in ready:
+            ready[name] = merge_tensor(plan, name, model_rules)
+        yield name, ready.pop(name)
 
 
 def _warn_frozen_positions(plan: Plan, warn: Warn) -> None:

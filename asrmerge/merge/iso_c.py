@@ -22,7 +22,24 @@ def weighted_sum(tasks: Tasks) -> Tensor:
     return out
 
 
-@algorithm("iso-c", space="subspace", paper="Marczak et al. 2025, No task left behind (Iso-C), arXiv:2502.04959")
+def _iso_c_batched(batch: list[Tasks], *, rank_mode: str = "numerical", lam: float = 1.0) -> list[Tensor]:
+    """iso-c over same-shape matrices at once: one batched SVD of the summed task vectors."""
+    import torch
+
+    from asrmerge.linalg.svd import batched_svd, rank_mask
+
+    delta = torch.stack([weighted_sum(b) for b in batch])
+    u, s, vh = batched_svd(delta, name=batch[0].name)
+    if rank_mode == "full":
+        return list((s.mean(-1)[:, None, None] * (u @ vh)).unbind(0))
+    keep = rank_mask(s, delta.shape, delta.dtype)
+    count = keep.sum(-1)
+    mean = torch.where(count > 0, (s * keep).sum(-1) / count.clamp_min(1), 0.0)
+    return list((mean[:, None, None] * ((u * keep.unsqueeze(-2).to(u.dtype)) @ vh)).unbind(0))
+
+
+@algorithm("iso-c", space="subspace", paper="Marczak et al. 2025, No task left behind (Iso-C), arXiv:2502.04959",
+           batched=_iso_c_batched)
 def iso_c(tasks: Tasks, *,
           rank_mode: Annotated[str, P(RANK_MODES, "average the numerically nonzero singular values (ours), or all (the reference)")] = "numerical",
           lam: Annotated[float, P("(0,3]", "scaling factor lambda (the Iso code tunes it over (0, 3])", source="FusionBench")] = 1.0) -> Tensor:

@@ -49,6 +49,7 @@ class MergeSpec:
     command: str = ""
     check_outputs: bool = True  # refuse unwritable destinations now (off for --dry-run and the Python API)
     workers: int = 0  # tensors merged at once; 0: one per CPU core on the CPU, 1 on CUDA
+    batch: int = 0  # same-shape matrices per batched call; 0: 1 on the CPU, 64 on CUDA
 
 
 @dataclass
@@ -76,6 +77,7 @@ class Plan:
     shard_size: int | None
     stack: ExitStack
     workers: int = 1
+    batch: int = 1
 
     def lam_scale(self, name: str) -> float:
         return group_scale(self.lam_rules, name)
@@ -242,8 +244,9 @@ def make_plan(spec: MergeSpec, *, opened: tuple[Checkpoint | None, list[Checkpoi
         workers = spec.workers or (1 if device.type == "cuda" else max(1, len(os.sched_getaffinity(0))
                                                                        if hasattr(os, "sched_getaffinity")
                                                                        else os.cpu_count() or 1))
+        batch = spec.batch or (64 if device.type == "cuda" else 1)
         return Plan(algo, inputs, policy, classes, combos, lams, outputs, out_infos, spec.lam_rules,
-                    spec.budget, spec.shard_size, stack, workers)
+                    spec.budget, spec.shard_size, stack, workers, batch)
     except BaseException:
         stack.close()
         raise

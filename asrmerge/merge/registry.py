@@ -122,6 +122,7 @@ class Algorithm:
     min_tasks: int = 1
     needs_base: bool = True
     aliases: dict[str, Any] = field(default_factory=dict)  # fixed parameter values (tsvm-ns: orth=ns)
+    batched: Callable[..., Any] | None = None  # the same rule over a list of same-shape matrices (GPU batching)
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -160,7 +161,8 @@ def _params(fn: Callable[..., Any]) -> tuple[Param, ...]:
 
 
 def algorithm(name: str, *, space: str, paper: str, min_tasks: int = 1, needs_base: bool = True,
-              aliases: dict[str, dict[str, Any]] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+              aliases: dict[str, dict[str, Any]] | None = None,
+              batched: Callable[..., Any] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn`` as the merge algorithm ``name`` (and any ``aliases``: name -> fixed parameters).
 
     Args:
@@ -170,6 +172,8 @@ def algorithm(name: str, *, space: str, paper: str, min_tasks: int = 1, needs_ba
         paper: the citation shown by ``--list``.
         min_tasks: fewer inputs are a usage error.
         needs_base: whether ``--base`` is required.
+        batched: optional ``fn(list_of_tasks, **params) -> list of results | None`` for same-shape matrices,
+            used with ``--batch`` (GPUs); it must equal the per-matrix rule to 1e-5 (ALGORITHMS.md section 3).
     """
     if space not in SPACES:
         raise ValueError(space)
@@ -179,11 +183,11 @@ def algorithm(name: str, *, space: str, paper: str, min_tasks: int = 1, needs_ba
         params = _params(fn)
         if space == "subspace":
             params += (MEAN_SCALE,)
-        REGISTRY[name] = Algorithm(name, fn, summary, paper, space, params, min_tasks, needs_base)
+        REGISTRY[name] = Algorithm(name, fn, summary, paper, space, params, min_tasks, needs_base, batched=batched)
         for alias, fixed in (aliases or {}).items():
             kept = tuple(p for p in params if p.name not in fixed)
             REGISTRY[alias] = Algorithm(alias, fn, f"{summary} ({', '.join(f'{k}={v}' for k, v in fixed.items())})",
-                                        paper, space, kept, min_tasks, needs_base, dict(fixed))
+                                        paper, space, kept, min_tasks, needs_base, dict(fixed), batched)
         return fn
 
     return register
