@@ -56,3 +56,14 @@ def test_newton_schulz_and_polar_on_cuda() -> None:
     a = torch.randn(96, 40, dtype=torch.float32, generator=torch.Generator().manual_seed(0))
     for f in (newton_schulz, polar):
         assert torch.allclose(f(a), f(a.cuda()).cpu(), atol=1e-4)
+
+
+def test_batched_cuda_merge_matches_per_matrix_cpu() -> None:
+    from tests.test_merge_engine import batch_inputs
+
+    base, fts = batch_inputs(T=3)
+    for algo in ("tsvm", "boosted-tsvm", "iso-c"):
+        cpu = merge(algo, fts, base=base, device="cpu", batch=1)
+        gpu = merge(algo, fts, base=base, device="cuda", batch=0)  # 64 per call on CUDA
+        for n in cpu:
+            assert torch.allclose(cpu[n], gpu[n], atol=1e-4, rtol=1e-4), (algo, n)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from enum import Enum
 from typing import Annotated, Any
@@ -107,6 +108,10 @@ def merge(
         for o in plan.outputs:
             if o.path != "-":
                 common.note(f"wrote {o.path}", quiet)
+        if os.environ.get("ASRMERGE_CUDA_STATS") and plan.inputs.device.type == "cuda":
+            import torch
+
+            common.console().print(f"cuda_peak_bytes={torch.cuda.max_memory_allocated()}", markup=False)
 
     common.run("merge", debug, job)
 
