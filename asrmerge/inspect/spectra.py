@@ -35,11 +35,11 @@ def energy(sigma: Tensor) -> Tensor:
         float64 tensor of length r; all zeros for a zero spectrum (E is undefined there).
     Paper: ALGORITHMS.md 8.1 (the Frobenius energy, not the sigma-sum of the BoostedTSV-M boost).
     """
-    sq = sigma.to(torch.float64) ** 2
-    total = float(sq.sum())
-    if total == 0.0:
-        return torch.zeros_like(sq)
-    return torch.cumsum(sq, 0) / total
+    s = _scaled(sigma.to(torch.float64))
+    if s.numel() == 0 or float(s.max()) == 0.0:
+        return torch.zeros_like(s)
+    sq = s * s
+    return torch.cumsum(sq, 0) / sq.sum()
 
 
 def rank_at(e: Tensor, q: float) -> int:
@@ -86,7 +86,7 @@ def stable_rank(sigma: Tensor) -> float:
     s = sigma.to(torch.float64)
     if s.numel() == 0 or float(s[0]) == 0.0:
         return 0.0
-    return float((s * s).sum() / (s[0] * s[0]))
+    return float(((s / s[0]) ** 2).sum())
 
 
 def keep_rank(r: int, rank_frac: float, rho: int) -> int:
@@ -157,7 +157,7 @@ def matrix_stats(sigma: Tensor, shape: tuple[int, int], compute: torch.dtype, *,
     digits = 7 if compute == torch.float32 else 17
     shown = s64 if top is None else s64[:top]
     return {
-        "fro": math.sqrt(float((s64 * s64).sum())),
+        "fro": _fro(s64),
         "spec": float(s64[0]) if s64.numel() else 0.0,
         "nuc": nuc,
         "nrank": rho,
@@ -174,6 +174,20 @@ def matrix_stats(sigma: Tensor, shape: tuple[int, int], compute: torch.dtype, *,
         "boost_gain": gain,
         "spectrum": [float(f"{v:.{digits}g}") for v in shown.tolist()],
     }
+
+
+def _scaled(s: Tensor) -> Tensor:
+    """``s`` times a power of two that brings its largest value near 1: exact, and squares no longer underflow."""
+    top = float(s.abs().max()) if s.numel() else 0.0
+    if top == 0.0:
+        return s
+    e = -math.frexp(top)[1]
+    return s * 2.0 ** (e // 2) * 2.0 ** (e - e // 2)  # two factors: 2^1074 alone would overflow
+
+
+def _fro(s: Tensor) -> float:
+    top = float(s.max()) if s.numel() else 0.0
+    return top * math.sqrt(float(((s / top) ** 2).sum())) if top > 0 else 0.0
 
 
 def rounding_loss(update: Tensor, base: Tensor, dtype: torch.dtype) -> float:
