@@ -96,6 +96,7 @@ def svd_inspect(
 
 def _check(rank_frac: float | None, beta: float, sti_k: int | None, threshold: float, summary: bool,
            json_out: bool, dtype: common.Dtype | None, base: str | None) -> None:
+    """Option values and combinations, checked before anything is read (usage errors, exit 2)."""
     from asrmerge.errors import UsageError
 
     if rank_frac is not None and not 0 < rank_frac <= 1:
@@ -117,6 +118,7 @@ def _inspect(inputs: list[str], base: str | None, merged: str | None, include: l
              sti_k: int | None, sti_norm: str, threshold: float, pairs: bool, summary: bool, json_out: bool,
              plot: str | None, device: str, compute_dtype: common.ComputeDtype, dtype: common.Dtype | None,
              quiet: bool) -> None:
+    """Open the inputs, stream the inspection, and write records, the summary and the picture."""
     from asrmerge.errors import UsageError
     from asrmerge.inspect.engine import Settings, inspect, resolve_device
     from asrmerge.inspect.layers import select

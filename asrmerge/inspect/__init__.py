@@ -4,7 +4,8 @@
 - :mod:`asrmerge.inspect.interference`: between tasks (cosine, TSV task interference, subspace overlap);
 - :mod:`asrmerge.inspect.collapse`: the merged update against its inputs (rank collapse, retention);
 - :mod:`asrmerge.inspect.layers`: which tensors to inspect, and their layer type and depth;
-- :mod:`asrmerge.inspect.engine`: opens the inputs and streams them tensor by tensor into JSONL records;
+- :mod:`asrmerge.inspect.sources`: opens the inputs, checks they belong together, reads one tensor name at a time;
+- :mod:`asrmerge.inspect.engine`: decomposes each tensor's inputs as one batch and makes the JSONL records;
 - :mod:`asrmerge.inspect.report` and :mod:`asrmerge.inspect.plot`: the per-layer-type summary and pictures.
 
 Importing this package does not import torch.

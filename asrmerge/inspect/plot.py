@@ -60,7 +60,11 @@ class PlotData:
         self.tensors = 0
 
     def add(self, result: TensorResult) -> None:
-        """Take one tensor's spectra and records."""
+        """Take one tensor's spectra and records.
+
+        Args:
+            result: what :func:`asrmerge.inspect.engine.analyse` gave for one tensor.
+        """
         import numpy as np
 
         self.tensors += 1
@@ -83,6 +87,7 @@ class PlotData:
 
 
 def _short(label: str) -> str:
+    """An input's name for a legend: the file or folder name without .safetensors/.st, at most 14 characters."""
     name = Path(label.rstrip("/")).name or label
     for suffix in (".safetensors", ".st"):
         name = name.removesuffix(suffix)
@@ -133,6 +138,7 @@ def _by_depth(ax: Any, data: PlotData, kinds: list[tuple[str, str, str]], ylabel
 
 def _heat(ax: Any, fig: Any, matrix: list[list[float | None]] | None, labels: list[str], title: str,
           cmap: str, vmin: float | None, vmax: float | None) -> None:
+    """A T x T heat map with its values written in the cells (blank diagonal), or a note with one input."""
     import numpy as np
 
     ax.set_title(title, fontsize=10)

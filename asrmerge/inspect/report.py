@@ -46,12 +46,17 @@ class Summary:
         self._tensors: dict[str, int] = defaultdict(int)
 
     def add(self, result: TensorResult) -> None:
-        """Take one tensor's records."""
+        """Take one tensor's records.
+
+        Args:
+            result: what :func:`asrmerge.inspect.engine.analyse` gave for one tensor.
+        """
         self._tensors[result.group] += 1
         for rec in result.records:
             self._by_group[result.group][rec["kind"]].append(rec)
 
     def _group(self, name: str, kinds: dict[str, list[dict[str, Any]]], tensors: int) -> dict[str, Any]:
+        """One ``groups`` entry: mean and median of each record kind's main fields."""
         out: dict[str, Any] = {"group": name, "tensors": tensors}
         out["input"] = {k: mean_median(_numbers(kinds["input"], k)) for k in SUBJECT_KEYS}
         out["merged"] = ({k: mean_median(_numbers(kinds["merged"], k)) for k in SUBJECT_KEYS}
@@ -70,7 +75,11 @@ class Summary:
     def matrix(self, key: str) -> list[list[float | None]] | None:
         """The T x T mean of a pair field (``sti_rel``, ``cos``, ...) over every tensor; None without pairs.
 
-        The diagonal is None: pairs are i < j, and the matrix is symmetric.
+        Args:
+            key: a field of the ``pair`` records.
+        Returns:
+            T x T nested lists (None on the diagonal: pairs are i < j, and the matrix is symmetric), or None
+            with fewer than two inputs or no pair records.
         """
         T = len(self.labels)
         if T < 2:

@@ -64,6 +64,7 @@ class Sources:
         return self._stack.enter_context(open_checkpoint(spec))
 
     def _subject(self, spec: str, role: str) -> Subject:
+        """Open ``spec``: a task vector is an update as stored; a model needs the base to become one."""
         ckpt = self._open(spec)
         if ckpt.kind == "taskvec":
             return Subject(spec, ckpt, True)
@@ -75,6 +76,7 @@ class Sources:
         return Subject(spec, ckpt, False)
 
     def _check(self) -> None:
+        """Headers against the reference, then the recorded base fingerprints (ALGORITHMS.md 1; compat)."""
         subjects = [*self.inputs, *([self.merged] if self.merged else [])]
         ref = self.base or subjects[0].ckpt
         require_compatible(ref, [s.ckpt for s in subjects if s.ckpt is not ref])
@@ -97,9 +99,11 @@ class Sources:
 
     @property
     def labels(self) -> list[str]:
+        """The inputs' names as given (``subject`` of their records)."""
         return [s.label for s in self.inputs]
 
     def _update(self, s: Subject, name: str, w0: torch.Tensor | None, compute: torch.dtype) -> torch.Tensor:
+        """tau = the stored update, or W - W_0 in the compute dtype (both operands upcast first)."""
         x = finite(s.ckpt.get(name), name, s.label).to(compute)
         if s.is_update:
             return x
@@ -107,7 +111,13 @@ class Sources:
         return x - w0
 
     def base_tensor(self, name: str) -> torch.Tensor | None:
-        """W_0 of ``name`` in its stored dtype, or None without a base."""
+        """W_0 of ``name`` in its stored dtype, or None without a base.
+
+        Args:
+            name: a canonical tensor name.
+        Returns:
+            the base tensor (checked for NaN/Inf), or None.
+        """
         return finite(self.base.get(name), name, self.base.label) if self.base is not None else None
 
     def read(self, name: str, compute: torch.dtype) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
