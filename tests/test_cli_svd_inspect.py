@@ -149,6 +149,9 @@ def test_plot_png_and_svg(tvs: list[str], tiny_base: Path, tiny_fts: list[Path],
     assert code == 0 and err.strip() == f"wrote {png}", err
     data = png.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000
+    umask = os.umask(0)
+    os.umask(umask)
+    assert png.stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary file, not a private temporary
     assert json.loads(out)["merged"] == str(tiny_fts[2])  # the summary still goes to stdout
     svg = tmp_path / "report.svg"
     code, out, _ = invoke(*tvs, "--plot", str(svg), "-q")

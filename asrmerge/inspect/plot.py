@@ -12,7 +12,6 @@ matplotlib is an optional extra (``pip install 'asrmerge[plot]'``) and is import
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -226,8 +225,8 @@ def draw(data: PlotData, path: str | Path, title: str | None = None) -> None:
     merged = f"; merged: {_short(data.merged_label)}" if data.merged_label else ""
     fig.suptitle(title or f"asrmerge svd-inspect: {len(data.labels)} inputs ({names}){merged}; {data.tensors} tensors",
                  fontsize=12)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=dest.suffix, dir=dest.parent)
-    os.close(fd)
+    # matplotlib creates the temporary file itself, so the picture gets the usual permissions (umask)
+    tmp = str(dest.with_name(f".{dest.name}.{os.getpid()}.tmp{dest.suffix}"))
     try:
         fig.savefig(tmp, format=dest.suffix.lower().lstrip("."), bbox_inches="tight")
         os.replace(tmp, dest)
