@@ -261,10 +261,13 @@ def test_real_whisper_base(real_base: Path, tmp_path: Path) -> None:
         save_file(_structured(base, names, t), tmp_path / f"tv{t}.st", metadata=meta)
         tv.append(str(tmp_path / f"tv{t}.st"))
     png = tmp_path / "real.png"
-    r = cli("svd-inspect", "--base", str(real_base), *tv, "--include", "decoder.layers.0.*", "--plot", str(png))
+    # one thread: on a CI machine whose cores other jobs keep busy, MKL's threaded SVD is many times slower
+    r = cli("svd-inspect", "--base", str(real_base), *tv, "--include", "decoder.layers.0.self_attn.q_proj.*",
+            "--include", "decoder.layers.0.fc1.*", "--include", "decoder.layers.0.encoder_attn.k_proj.*",
+            "--plot", str(png), env={"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"})
     assert r.returncode == 0, r.stderr.decode()
     recs = lines(r.stdout.decode())
-    assert len({x["tensor"] for x in recs}) == 10  # 8 attention + 2 FFN matrices in decoder layer 0
+    assert len({x["tensor"] for x in recs}) == 3 and len(recs) == 3 * (2 + 1 + 1)
     for name in names:
         inp = [x for x in recs if x["tensor"] == name and x["kind"] == "input"]
         pair = next(x for x in recs if x["tensor"] == name and x["kind"] == "pair")

@@ -130,6 +130,9 @@ def _by_depth(ax: Any, data: PlotData, kinds: list[tuple[str, str, str]], ylabel
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=10)
     ax.grid(True, alpha=0.3)
+    ax.ticklabel_format(axis="y", useOffset=False)  # e_keep near 1 would read "1e-13+9.99e-1"
+    if kinds[0][0] == "e_keep":
+        ax.set_ylim(min(0.0, ax.get_ylim()[0]), 1.02)
     if handles:
         ax.legend(handles=handles, fontsize=7, loc="best")
     return bool(handles)
@@ -199,7 +202,8 @@ def draw(data: PlotData, path: str | Path, title: str | None = None) -> None:
         ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if high / low < 100 else (1.0,)))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(NullFormatter())
-        ax.set_title(f"{g} ({len(per_subject[0]) if per_subject[0] else 0} tensors)", fontsize=10)
+        count = len(per_subject[0])
+        ax.set_title(f"{g} ({count} tensor{'' if count == 1 else 's'})", fontsize=10)
         ax.set_xlabel("index i")
         if c == 0:
             ax.set_ylabel("median σ_i / σ_1")
