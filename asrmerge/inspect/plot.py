@@ -202,7 +202,7 @@ def draw(data: PlotData, path: str | Path, title: str | None = None) -> None:
         ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if high / low < 100 else (1.0,)))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(NullFormatter())
-        count = len(per_subject[0])
+        count = max(len(x) for x in per_subject)
         ax.set_title(f"{g} ({count} tensor{'' if count == 1 else 's'})", fontsize=10)
         ax.set_xlabel("index i")
         if c == 0:
