@@ -167,6 +167,8 @@ def _print_summary(s: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from asrmerge.inspect.report import short_labels
+
     out = Console()
     merged = f", merged {s['merged']}" if s["merged"] is not None else ""
     out.print(f"svd-inspect: {len(s['subjects'])} inputs, {s['tensors']} tensors{merged}", markup=False,
@@ -198,11 +200,12 @@ def _print_summary(s: dict[str, Any]) -> None:
         if matrix is None:
             continue
         heat = Table(title=what, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+        names = short_labels(s["subjects"])
         heat.add_column("")
-        for label in s["subjects"]:
-            heat.add_column(label, justify="right")
-        for label, row in zip(s["subjects"], matrix, strict=True):
-            heat.add_row(label, *[_fmt(v, ".3f") for v in row])
+        for name in names:
+            heat.add_column(name, justify="right")
+        for name, row in zip(names, matrix, strict=True):
+            heat.add_row(name, *[_fmt(v, ".3f") for v in row])
         out.print()
         out.print(heat)
 

@@ -19,7 +19,7 @@ from typing import Any
 from asrmerge.errors import AsrmergeError, UsageError
 from asrmerge.inspect.engine import TensorResult
 from asrmerge.inspect.layers import GROUPS
-from asrmerge.inspect.report import Summary
+from asrmerge.inspect.report import Summary, short_label, short_labels
 
 FORMATS = (".png", ".svg")
 FLOOR = 1e-7  # sigma_i / sigma_1 below this is drawn at the floor (log scale)
@@ -85,14 +85,6 @@ class PlotData:
                 self.depth[(result.group, "kappa_s")][result.layer].append(rec["kappa_s"])
 
 
-def _short(label: str) -> str:
-    """An input's name for a legend: the file or folder name without .safetensors/.st, at most 14 characters."""
-    name = Path(label.rstrip("/")).name or label
-    for suffix in (".safetensors", ".st"):
-        name = name.removesuffix(suffix)
-    return name if len(name) <= 14 else name[:13] + "…"
-
-
 def _by_depth(ax: Any, data: PlotData, kinds: list[tuple[str, str, str]], ylabel: str, title: str) -> bool:
     """One line per layer type and kind (colour: layer type; style: inputs' mean or merged) against depth."""
     import numpy as np
@@ -150,7 +142,7 @@ def _heat(ax: Any, fig: Any, matrix: list[list[float | None]] | None, labels: li
         return
     m = np.array([[np.nan if v is None else v for v in row] for row in matrix], dtype=float)
     im = ax.imshow(np.ma.masked_invalid(m), cmap=cmap, vmin=vmin, vmax=vmax)
-    names = [_short(x) for x in labels]
+    names = short_labels(labels)
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(names)), names, fontsize=8)
     for (a, b), v in np.ndenumerate(m):
@@ -192,7 +184,7 @@ def draw(data: PlotData, path: str | Path, title: str | None = None) -> None:
             n = min(len(s) for s in spectra)
             median = np.median(np.stack([s[:n] for s in spectra]), axis=0)
             is_merged = i == len(data.labels)
-            label = f"merged ({_short(data.merged_label or 'M')})" if is_merged else _short(data.labels[i])
+            label = f"merged ({short_label(data.merged_label or 'M')})" if is_merged else short_labels(data.labels)[i]
             ax.plot(np.arange(1, n + 1), median, "--" if is_merged else "-", linewidth=2 if is_merged else 1.2,
                     color="black" if is_merged else colors(i % 10), label=label)
         ax.set_yscale("log")
@@ -225,8 +217,8 @@ def draw(data: PlotData, path: str | Path, title: str | None = None) -> None:
             ax.axhline(data.gamma_c, color="black", linewidth=1, linestyle=":")
     else:
         _by_depth(ax, data, [("e_keep", "-o", "")], "e_keep", "energy kept by TSV-M truncation, E(k_keep)")
-    names = ", ".join(_short(x) for x in data.labels)
-    merged = f"; merged: {_short(data.merged_label)}" if data.merged_label else ""
+    names = ", ".join(short_labels(data.labels))
+    merged = f"; merged: {short_label(data.merged_label)}" if data.merged_label else ""
     fig.suptitle(title or f"asrmerge svd-inspect: {len(data.labels)} inputs ({names}){merged}; {data.tensors} tensors",
                  fontsize=12)
     # matplotlib creates the temporary file itself, so the picture gets the usual permissions (umask)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import statistics
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from asrmerge.inspect.engine import TensorResult
@@ -18,6 +19,26 @@ SUBJECT_KEYS = ("erank", "srank", "nrank", "rank90", "rank99", "e_keep", "fro", 
 TASKS_KEYS = ("sti", "sti_rel")
 PAIR_KEYS = ("cos", "sti_rel", "ov_u", "ov_v")
 COLLAPSE_KEYS = ("kappa_s", "kappa_e")
+
+
+def short_label(label: str) -> str:
+    """An input's name for a table or legend: the file or folder name without .safetensors/.st, at most 14 characters.
+
+    Args:
+        label: the input as given on the command line.
+    Returns:
+        the short name.
+    """
+    name = Path(label.rstrip("/")).name or label
+    for suffix in (".safetensors", ".st"):
+        name = name.removesuffix(suffix)
+    return name if len(name) <= 14 else name[:13] + "…"
+
+
+def short_labels(labels: list[str]) -> list[str]:
+    """:func:`short_label` of each input, numbered ``0:name``, ``1:name``, ... when two would read the same."""
+    names = [short_label(x) for x in labels]
+    return names if len(set(names)) == len(names) else [f"{i}:{n}" for i, n in enumerate(names)]
 
 
 def mean_median(values: list[float]) -> dict[str, float | None]:
