@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from asrmerge import __version__
-from asrmerge.cli import convert, merge, taskvec
+from asrmerge.cli import convert, merge, svd_inspect, taskvec
 
 HELP = f"""asrmerge {__version__}: merge Whisper checkpoints fine-tuned on many domains into one model.
 
@@ -23,6 +23,7 @@ Small tools over safetensors files and JSON lines, composable in shell pipelines
   asrmerge convert packaged:base -o base/            # CTranslate2/openai -> Hugging Face
   asrmerge taskvec base/ ft-news/ -o news.st         # task vector = fine-tuned - base
   asrmerge merge --algo boosted-tsvm --base base/ news.st kids.st -o merged/
+  asrmerge svd-inspect news.st kids.st --summary     # spectra, interference, rank collapse
 
 Exit codes: 0 ok, 1 failure, 2 usage error, 3 unusable input (missing, damaged, incompatible,
 non-finite), 130 interrupted. See man asrmerge and man asrmerge-COMMAND.
@@ -40,6 +41,7 @@ app = typer.Typer(
 app.command("convert", help=convert.HELP, no_args_is_help=True)(convert.convert)
 app.command("taskvec", help=taskvec.HELP, no_args_is_help=True)(taskvec.taskvec)
 app.command("merge", help=merge.HELP, no_args_is_help=True)(merge.merge)
+app.command("svd-inspect", help=svd_inspect.HELP, no_args_is_help=True)(svd_inspect.svd_inspect)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,222 @@
+"""``asrmerge svd-inspect``: spectra, effective rank, task interference and rank collapse, as JSONL and pictures."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from typing import Annotated, Any
+
+import typer
+
+from asrmerge.cli import common
+
+HELP = """SVD diagnostics of task vectors and merged updates: singular spectra, effective and stable rank,
+energy kept by TSV-M truncation, task interference (STI), cosine, subspace overlap and rank collapse.
+
+One JSON line per tensor and input (kind "input"), merged update ("merged"), set of tasks ("tasks"), task
+pair ("pair") and merged-versus-inputs ("collapse"); every field is defined in man asrmerge-svd-inspect.
+Tensors: the 2-D attention and FFN matrices (policy class svd); --all adds every 2-D tensor.
+
+\b
+  asrmerge svd-inspect TV...                  task vectors (from asrmerge taskvec; '-' is stdin)
+  asrmerge svd-inspect --base BASE FT...      fine-tuned checkpoints: tau = FT - BASE
+  ... --merged M                              also the merged update M - BASE, against the inputs
+
+Examples:
+
+\b
+  asrmerge svd-inspect tv1.st tv2.st tv3.st > spectra.jsonl
+  asrmerge svd-inspect --base base/ ft1/ ft2/ --merged merged/ --plot report.png
+  asrmerge taskvec base/ ft/ | asrmerge svd-inspect - --summary
+  asrmerge svd-inspect --include '*.encoder_attn.*' tv1.st tv2.st | jq -c 'select(.kind == "pair")'
+"""
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class StiNorm(str, Enum):
+    l1 = "l1"
+    fro = "fro"
+
+
+def svd_inspect(
+    inputs: Annotated[list[str], typer.Argument(metavar="INPUT", show_default=False,
+                      help="Task vectors, or fine-tuned checkpoints with --base; '-' is stdin.")],
+    base: Annotated[str | None, typer.Option("--base", metavar="BASE",
+                    help="The pre-trained model: inputs that are models become FT - BASE.")] = None,
+    merged: Annotated[str | None, typer.Option("--merged", metavar="M",
+                      help="A merged model (needs --base: M - BASE) or update, compared with the inputs.")] = None,
+    include: Annotated[list[str] | None, typer.Option("--include", metavar="GLOB",
+                       help="Only tensors whose name matches GLOB (repeat; 'model.' may be left out).")] = None,
+    exclude: Annotated[list[str] | None, typer.Option("--exclude", metavar="GLOB",
+                       help="Leave out tensors whose name matches GLOB (repeat).")] = None,
+    all_2d: Annotated[bool, typer.Option("--all", help="Every 2-D tensor, not only the attention and FFN matrices.")] = False,
+    full: Annotated[bool, typer.Option("--full", help="List every singular value (default: the top 64).")] = False,
+    rank_frac: Annotated[float | None, typer.Option("--rank-frac", metavar="P", show_default="1/T",
+                         help="TSV-M rank fraction p of k_keep, e_keep and retention.")] = None,
+    beta: Annotated[float, typer.Option("--beta", metavar="B", help="BoostedTSV-M beta of boost_j and boost_gain.")] = 0.3,
+    sti_k: Annotated[int | None, typer.Option("--sti-k", metavar="K", show_default="floor(r/T)",
+                     help="Singular triplets per task in STI and subspace overlaps.")] = None,
+    sti_norm: Annotated[StiNorm, typer.Option("--sti-norm", help="Norm of STI: entrywise L1 or Frobenius.")] = StiNorm.l1,
+    collapse_threshold: Annotated[float, typer.Option("--collapse-threshold", metavar="G",
+                                  help="gamma_c: flag collapse when kappa_s < G.")] = 1.0,
+    no_pairs: Annotated[bool, typer.Option("--no-pairs", help="No tasks and pair records (singular values only, "
+                                           "unless --merged).")] = False,
+    summary: Annotated[bool, typer.Option("--summary", help="Mean and median per layer type instead of the records: "
+                                          "a table on a terminal, else one JSON object.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="With --summary: one JSON object even on a terminal.")] = False,
+    plot: Annotated[str | None, typer.Option("--plot", metavar="FILE",
+                    help="Also draw spectra, effective rank by depth and interference heat maps (.png or .svg).")] = None,
+    device: Annotated[Device, typer.Option("--device", envvar="ASRMERGE_DEVICE",
+                      help="Where the SVDs run; auto: cuda when there is a GPU.")] = Device.auto,
+    compute_dtype: common.ComputeOpt = common.ComputeDtype.fp32,
+    dtype: Annotated[common.Dtype | None, typer.Option("--dtype", help="Storage dtype that rounding_loss assumes "
+                                                       "(needs --base; default: the base's).")] = None,
+    quiet: common.Quiet = False,
+    debug: common.Debug = False,
+) -> None:
+    def job() -> None:
+        _check(rank_frac, beta, sti_k, collapse_threshold, summary, json_out, dtype, base)
+        if plot is not None:
+            from asrmerge.inspect.plot import check_path, require_matplotlib
+
+            check_path(plot)
+            require_matplotlib()
+        _inspect(inputs, base, merged, include, exclude, all_2d, full, rank_frac, beta, sti_k, sti_norm.value,
+                 collapse_threshold, not no_pairs, summary, json_out, plot, device.value, compute_dtype, dtype, quiet)
+
+    common.run("svd-inspect", debug, job)
+    if plot is not None:
+        common.note(f"wrote {plot}", quiet)
+
+
+def _check(rank_frac: float | None, beta: float, sti_k: int | None, threshold: float, summary: bool,
+           json_out: bool, dtype: common.Dtype | None, base: str | None) -> None:
+    """Option values and combinations, checked before anything is read (usage errors, exit 2)."""
+    from asrmerge.errors import UsageError
+
+    if rank_frac is not None and not 0 < rank_frac <= 1:
+        raise UsageError(f"{rank_frac} is not in (0, 1]", subject="--rank-frac", hint="e.g. --rank-frac 0.1")
+    if not 0 < beta <= 1:
+        raise UsageError(f"{beta} is not in (0, 1]", subject="--beta", hint="the paper uses 0.3")
+    if sti_k is not None and sti_k < 1:
+        raise UsageError(f"{sti_k} is not a positive number of triplets", subject="--sti-k")
+    if not threshold > 0:
+        raise UsageError(f"{threshold} is not positive", subject="--collapse-threshold", hint="the default is 1.0")
+    if json_out and not summary:
+        raise UsageError("--json goes with --summary", hint="the records are JSON lines already")
+    if dtype is not None and base is None:
+        raise UsageError("rounding_loss needs the base model", subject="--dtype", hint="add --base BASE")
+
+
+def _inspect(inputs: list[str], base: str | None, merged: str | None, include: list[str] | None,
+             exclude: list[str] | None, all_2d: bool, full: bool, rank_frac: float | None, beta: float,
+             sti_k: int | None, sti_norm: str, threshold: float, pairs: bool, summary: bool, json_out: bool,
+             plot: str | None, device: str, compute_dtype: common.ComputeDtype, dtype: common.Dtype | None,
+             quiet: bool) -> None:
+    """Open the inputs, stream the inspection, and write records, the summary and the picture."""
+    from asrmerge.errors import UsageError
+    from asrmerge.inspect.engine import Settings, inspect, resolve_device
+    from asrmerge.inspect.layers import select
+    from asrmerge.inspect.plot import PlotData, draw
+    from asrmerge.inspect.report import Summary
+    from asrmerge.inspect.sources import Sources
+    from asrmerge.io import jsonl
+
+    settings = Settings(rank_frac=rank_frac, beta=beta, sti_k=sti_k, sti_norm=sti_norm, collapse_threshold=threshold,
+                        pairs=pairs, full=full, compute=common.compute(compute_dtype), device=resolve_device(device),
+                        rounding_dtype=common.code(dtype))
+    with Sources(inputs, base=base, merged=merged) as src:
+        names = select(src.ref.infos.values(), include=include, exclude=exclude, all_2d=all_2d)
+        if not names:
+            raise UsageError("no tensor is selected", subject="--include/--exclude" if include or exclude else None,
+                             hint="check the globs against the names `asrmerge taskvec --stats` lists; --all adds "
+                                  "every 2-D tensor")
+        merged_label = src.merged.label if src.merged else None
+        table = Summary(src.labels, merged_label) if summary else None
+        picture = PlotData(src.labels, merged_label, threshold) if plot else None
+        with common.progress(quiet) as progress:
+            for result in inspect(src, names, settings, progress):
+                if table is None:
+                    for record in result.records:
+                        jsonl.write_record(record)
+                else:
+                    table.add(result)
+                if picture is not None:
+                    picture.add(result)
+    if picture is not None and plot is not None:
+        draw(picture, plot)
+    if table is not None:
+        if json_out or not sys.stdout.isatty():
+            jsonl.write_record(table.result())
+        else:
+            _print_summary(table.result())
+
+
+def _fmt(value: Any, spec: str = ".3g") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _print_summary(s: dict[str, Any]) -> None:
+    """Three narrow tables (inputs, between tasks, merged versus inputs) and the T x T heat maps."""
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from asrmerge.inspect.report import short_labels
+
+    out = Console()
+    merged = f", merged {s['merged']}" if s["merged"] is not None else ""
+    out.print(f"svd-inspect: {len(s['subjects'])} inputs, {s['tensors']} tensors{merged}", markup=False,
+              highlight=False)
+    sections = [
+        ("inputs", "input", [("erank", ".3g"), ("srank", ".3g"), ("rank90", ".3g"), ("rank99", ".3g"),
+                             ("e_keep", ".1%"), ("boost", ".3g")]),
+        ("between tasks", "pairs", [("cos", ".3f"), ("sti_rel", ".3f"), ("ov_u", ".3f"), ("ov_v", ".3f")]),
+        ("merged vs inputs", "collapse", [("erank M", ".3g"), ("srank M", ".3g"), ("κ_s", ".3f"),
+                                          ("κ_e", ".3f"), ("retention", ".1%"), ("collapse", "")]),
+    ]
+    for title, part, cols in sections:
+        if not any(g[part] for g in s["groups"]):
+            continue
+        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+        table.add_column("layer type", no_wrap=True)
+        for c in ("", "n", *(c for c, _ in cols)):
+            table.add_column(c, justify="left" if c == "" else "right")
+        for g in s["groups"]:
+            for stat in ("mean", "median"):
+                row = [g["group"] if stat == "mean" else "", stat, str(g["tensors"]) if stat == "mean" else ""]
+                for c, spec in cols:
+                    row.append(_cell(g, part, c, stat, spec))
+                table.add_row(*row, end_section=stat == "median")
+        out.print()
+        out.print(table)
+    for key, what in (("interference", "task interference (mean pair sti_rel)"), ("cosine", "cosine (mean pair cos)")):
+        matrix = s[key]
+        if matrix is None:
+            continue
+        heat = Table(title=what, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
+        names = short_labels(s["subjects"])
+        heat.add_column("")
+        for name in names:
+            heat.add_column(name, justify="right")
+        for name, row in zip(names, matrix, strict=True):
+            heat.add_row(name, *[_fmt(v, ".3f") for v in row])
+        out.print()
+        out.print(heat)
+
+
+def _cell(g: dict[str, Any], part: str, col: str, stat: str, spec: str) -> str:
+    """One summary cell: the ``stat`` of column ``col`` of group ``g``'s ``part``."""
+    if col == "collapse":
+        return f"{g['collapse']['collapsed']}/{g['tensors']}" if stat == "mean" else ""
+    if col in ("erank M", "srank M"):
+        return _fmt(g["merged"][col.split()[0]][stat], spec)
+    if part == "pairs" and col == "sti_rel":  # all tasks together, not the mean pair
+        return _fmt(g["tasks"]["sti_rel"][stat], spec)
+    key = {"boost": "boost_gain", "κ_s": "kappa_s", "κ_e": "kappa_e"}.get(col, col)
+    return _fmt(g[part][key][stat], spec)
