@@ -62,11 +62,11 @@ def console() -> Console:
 def note(message: str, quiet: bool = False) -> None:
     """A one-line informational message on stderr, unless ``--quiet``."""
     if not quiet:
-        console().print(message, markup=False)
+        console().print(message, markup=False, soft_wrap=True)
 
 
 def warn(cmd: str, message: str) -> None:
-    console().print(f"asrmerge {cmd}: warning: {message}", markup=False, style="yellow")
+    console().print(f"asrmerge {cmd}: warning: {message}", markup=False, style="yellow", soft_wrap=True)
 
 
 def command_line() -> str:

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from asrmerge import __version__
-from asrmerge.cli import convert, taskvec
+from asrmerge.cli import convert, taskvec, transcribe, wer
 
 HELP = f"""asrmerge {__version__}: merge Whisper checkpoints fine-tuned on many domains into one model.
 
@@ -22,6 +22,9 @@ Small tools over safetensors files and JSON lines, composable in shell pipelines
 \b
   asrmerge convert packaged:base -o base/            # CTranslate2/openai -> Hugging Face
   asrmerge taskvec base/ ft-news/ -o news.st         # task vector = fine-tuned - base
+  asrmerge transcribe merged/ dev.jsonl > hyp.jsonl  # Whisper inference over a JSONL manifest
+  asrmerge wer --by domain hyp.jsonl                 # WER per domain, macro and micro averages
+  asrmerge wer --compare a.jsonl b.jsonl             # which system is better (MAPSSWE, bootstrap)
 
 Exit codes: 0 ok, 1 failure, 2 usage error, 3 unusable input (missing, damaged, incompatible,
 non-finite), 130 interrupted. See man asrmerge and man asrmerge-COMMAND.
@@ -38,6 +41,8 @@ app = typer.Typer(
 
 app.command("convert", help=convert.HELP, no_args_is_help=True)(convert.convert)
 app.command("taskvec", help=taskvec.HELP, no_args_is_help=True)(taskvec.taskvec)
+app.command("transcribe", help=transcribe.HELP, no_args_is_help=True)(transcribe.transcribe)
+app.command("wer", help=wer.HELP)(wer.wer)
 
 
 def _version(value: bool) -> None:
