@@ -18,7 +18,7 @@ import numpy as np
 from asrmerge.errors import InputError
 
 SAMPLE_RATE = 16000
-# above this many filter taps (rates whose ratio has no small fraction, e.g. 44099 Hz) resample by FFT
+# above this many filter taps (rates whose ratio has no small fraction, e.g. 44099 Hz) filter point by point
 MAX_KERNEL = 4_000_000
 
 
@@ -77,15 +77,18 @@ def _ffmpeg(path: Path) -> np.ndarray:
 def resample(audio: np.ndarray, orig: int, new: int, *, lowpass_width: int = 6, rolloff: float = 0.99) -> np.ndarray:
     """Resample a 1-D signal from ``orig`` Hz to ``new`` Hz with a Hann-windowed sinc filter.
 
-    The method of torchaudio's ``resample`` (polyphase, ``lowpass_width`` zero crossings, cut-off at
+    The filter of torchaudio's ``resample`` (``lowpass_width`` zero crossings each side, cut-off at
     ``rolloff`` times the lower Nyquist frequency), written out here because torchaudio is not a
-    dependency. Rates whose ratio needs a filter bank of more than :data:`MAX_KERNEL` taps are resampled
-    in the frequency domain instead (:func:`resample_fft`).
+    dependency. Rates with a small ratio (44.1 kHz: 160/441) run as a polyphase convolution; others (say
+    44099 Hz), whose filter bank would exceed :data:`MAX_KERNEL` taps, evaluate the same filter at each
+    output instant (:func:`resample_direct`).
 
     Args:
         audio: the samples.
         orig: their rate.
         new: the rate wanted.
+        lowpass_width: zero crossings of the sinc kept on each side.
+        rolloff: cut-off as a fraction of the lower Nyquist frequency.
     Returns:
         ``ceil(len(audio) * new / orig)`` float32 samples.
     """
@@ -98,16 +101,12 @@ def resample(audio: np.ndarray, orig: int, new: int, *, lowpass_width: int = 6, 
     base = min(up, down) * rolloff
     width = math.ceil(lowpass_width * down / base)
     if up * (2 * width + down) > MAX_KERNEL:
-        return resample_fft(audio, orig, new)
+        return resample_direct(audio, orig, new, lowpass_width=lowpass_width, rolloff=rolloff)
     import torch
 
     idx = torch.arange(-width, width + down, dtype=torch.float64)[None, None] / down
     t = (torch.arange(0, -up, -1, dtype=torch.float64)[:, None, None] / up + idx) * base
-    t = t.clamp(-lowpass_width, lowpass_width)
-    window = torch.cos(t * math.pi / lowpass_width / 2) ** 2
-    t = t * math.pi
-    sinc = torch.where(t == 0, torch.ones_like(t), torch.sin(t) / torch.where(t == 0, torch.ones_like(t), t))
-    kernel = (sinc * window * base / down).to(torch.float32)
+    kernel = torch.from_numpy(_kernel(t.numpy(), lowpass_width) * base / down).to(torch.float32)
     n = audio.shape[0]
     x = torch.nn.functional.pad(torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))[None, None],
                                 (width, width + down))
@@ -116,25 +115,40 @@ def resample(audio: np.ndarray, orig: int, new: int, *, lowpass_width: int = 6, 
     return out.numpy().astype(np.float32, copy=False)
 
 
-def resample_fft(audio: np.ndarray, orig: int, new: int) -> np.ndarray:
-    """Resample by truncating or zero-padding the spectrum (exact for band-limited periodic signals).
+def _kernel(t: np.ndarray, lowpass_width: int) -> np.ndarray:
+    """Hann-windowed sinc at ``t`` (in zero crossings), zero beyond ``lowpass_width``."""
+    t = np.clip(t, -lowpass_width, lowpass_width)
+    window = np.cos(t * math.pi / lowpass_width / 2) ** 2
+    return np.sinc(t) * window
+
+
+def resample_direct(audio: np.ndarray, orig: int, new: int, *, lowpass_width: int = 6,
+                    rolloff: float = 0.99) -> np.ndarray:
+    """:func:`resample`'s filter evaluated at every output instant: any ratio, in bounded memory.
 
     Args:
         audio: the samples.
         orig: their rate.
         new: the rate wanted.
+        lowpass_width: zero crossings of the sinc kept on each side.
+        rolloff: cut-off as a fraction of the lower Nyquist frequency.
     Returns:
         ``ceil(len(audio) * new / orig)`` float32 samples.
     """
     n = audio.shape[0]
     m = math.ceil(n * new / orig)
-    spectrum = np.fft.rfft(audio.astype(np.float64))
-    keep = min(len(spectrum), m // 2 + 1)
-    out = np.zeros(m // 2 + 1, dtype=np.complex128)
-    out[:keep] = spectrum[:keep]
-    if m % 2 == 0 and keep == m // 2 + 1 and m < n:
-        out[-1] = out[-1].real  # the new Nyquist bin of a real signal is real
-    return (np.fft.irfft(out, n=m) * (m / n)).astype(np.float32)
+    scale = min(orig, new) * rolloff / orig  # zero crossings per input sample
+    reach = math.ceil(lowpass_width / scale)
+    offsets = np.arange(-reach, reach + 2)
+    x = np.concatenate([np.zeros(reach + 2), audio.astype(np.float64), np.zeros(reach + 2)])
+    out = np.empty(m, dtype=np.float32)
+    step = max(1, 2_000_000 // len(offsets))
+    for start in range(0, m, step):
+        centre = np.arange(start, min(m, start + step)) * (orig / new)  # output instants, in input samples
+        taps = np.floor(centre).astype(np.int64)[:, None] + offsets[None, :]
+        weights = _kernel((centre[:, None] - taps) * scale, lowpass_width) * scale
+        out[start : start + len(centre)] = (x[taps + reach + 2] * weights).sum(axis=1)
+    return out
 
 
 def duration(audio: np.ndarray) -> float:
