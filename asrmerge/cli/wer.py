@@ -36,7 +36,7 @@ class Normalizer(str, Enum):
 
 
 def wer(
-    inputs: Annotated[list[str] | None, typer.Argument(metavar="[INPUT]...", show_default=False,
+    inputs: Annotated[list[str] | None, typer.Argument(metavar="INPUT", show_default=False,
                       help="JSONL files ('-': stdin, the default); with --compare exactly two, A and B.")] = None,
     ref_field: Annotated[str, typer.Option("--ref-field", metavar="FIELD", help="The reference's field.")] = "text",
     hyp_field: Annotated[str, typer.Option("--hyp-field", metavar="FIELD", help="The hypothesis's field.")] = "hyp",
