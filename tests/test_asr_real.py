@@ -93,14 +93,21 @@ def test_an_english_only_model_refuses_other_languages(real_tiny_en: Path) -> No
         "use a multilingual Whisper model, or leave out --language"]
 
 
-def test_english_only_model_options(real_tiny_en: Path) -> None:
+def test_english_only_model_options_and_fast_suppression(real_tiny_en: Path) -> None:
+    """Suppressing tokens by index (asrmerge.asr.suppress) picks exactly transformers' tokens."""
+    from asrmerge.asr import audio
     from asrmerge.asr import model as md
+    from asrmerge.asr import transcribe as tr
     from asrmerge.errors import UsageError
 
     w = md.load(str(real_tiny_en))
     assert not w.multilingual and md.generation_options(w, "en", "transcribe") == {}
     with pytest.raises(UsageError, match="cannot translate"):
         md.generation_options(w, None, "translate")
+    assert len(w.gen_long.suppress_tokens) > 80 and w.gen_short.suppress_tokens is None
+    clips = [audio.load(p) for p in sorted(AUDIO.glob("*.wav"))[:3]]
+    opts = tr.check_settings(w, tr.Settings())
+    assert tr.generate(w, clips, opts, fast_suppress=True) == tr.generate(w, clips, opts, fast_suppress=False)
 
 
 def test_base_transcribes_portuguese(real_base: Path, tmp_path: Path) -> None:

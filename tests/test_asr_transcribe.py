@@ -110,6 +110,20 @@ def test_bad_settings(tiny: md.Whisper, settings: tr.Settings, subject: str) -> 
     assert tr.check_settings(tiny, tr.Settings(max_new_tokens=444))["max_new_tokens"] == 444
 
 
+def test_suppress_by_index() -> None:
+    from asrmerge.asr.suppress import Suppress
+
+    p = Suppress([5, 1, 5], [2])
+    p.set_begin_index(3)
+    scores = torch.zeros(2, 8)
+    first = p(torch.zeros(2, 3, dtype=torch.long), scores)  # the first generated position
+    later = p(torch.zeros(2, 4, dtype=torch.long), scores)
+    inf = float("-inf")
+    assert first.tolist() == [[0, inf, inf, 0, 0, inf, 0, 0]] * 2
+    assert later.tolist() == [[0, inf, 0, 0, 0, inf, 0, 0]] * 2
+    assert scores.eq(0).all()  # not changed in place
+
+
 def test_devices_and_dtypes(monkeypatch: pytest.MonkeyPatch) -> None:
     assert md.resolve_device("cpu", {}) == (torch.device("cpu"), False)
     assert md.resolve_device(None, {"ASRMERGE_DEVICE": "cpu"}) == (torch.device("cpu"), False)

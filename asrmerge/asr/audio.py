@@ -152,5 +152,11 @@ def resample_direct(audio: np.ndarray, orig: int, new: int, *, lowpass_width: in
 
 
 def duration(audio: np.ndarray) -> float:
-    """Seconds of 16 kHz audio."""
+    """Seconds of 16 kHz audio.
+
+    Args:
+        audio: samples at :data:`SAMPLE_RATE`.
+    Returns:
+        Their duration in seconds.
+    """
     return audio.shape[0] / SAMPLE_RATE

@@ -41,7 +41,13 @@ class Utterance:
 
 
 def key_of(record: Mapping[str, Any]) -> str | None:
-    """An utterance's key: its ``id`` (as a string), else its ``audio``, else ``None``."""
+    """An utterance's key.
+
+    Args:
+        record: a manifest or output record.
+    Returns:
+        Its ``id`` (as a string), else its ``audio``, else ``None``.
+    """
     value = record.get("id")
     if value is None:
         value = record.get("audio")
@@ -85,7 +91,13 @@ class Shard:
         return f"{self.index + 1}/{self.count}"
 
     def select(self, items: list[Utterance]) -> list[Utterance]:
-        """This shard's records: positions ``index``, ``index + count``, ... of ``items``."""
+        """This shard's records.
+
+        Args:
+            items: the whole manifest, in order.
+        Returns:
+            The items at positions ``index``, ``index + count``, ``index + 2 count``, ... (0-based).
+        """
         return items[self.index :: self.count]
 
 
@@ -205,7 +217,14 @@ def resume_done(path: Path) -> set[str]:
 
 
 def check_unique(items: list[Utterance], label: str) -> None:
-    """Refuse two records with the same key (``--resume`` could not tell them apart)."""
+    """Refuse two records with the same key (``--resume`` could not tell them apart).
+
+    Args:
+        items: the manifest's utterances.
+        label: the manifest's name, for the message.
+    Raises:
+        InputError: naming the key and both lines.
+    """
     seen: dict[str, int] = {}
     for u in items:
         if u.key in seen:

@@ -25,7 +25,11 @@ DTYPES = ("fp32", "fp16", "bf16")
 
 @contextmanager
 def quiet_transformers(verbose: bool) -> Iterator[None]:
-    """Silence transformers' warnings, notes and progress bars on stderr, unless ``verbose``."""
+    """Silence transformers' warnings, notes and progress bars on stderr, unless ``verbose``.
+
+    Args:
+        verbose: leave them on (``--debug``).
+    """
     if verbose:
         yield
         return
@@ -83,6 +87,11 @@ def resolve_device(name: str | None, env: Mapping[str, str] | None = None) -> tu
 def resolve_dtype(name: str | None, device: Any) -> Any:
     """The compute dtype: ``--dtype``, else fp16 on CUDA and fp32 elsewhere.
 
+    Args:
+        name: ``fp32``, ``fp16``, ``bf16``, or ``None`` for the device's default.
+        device: the torch device the model will run on.
+    Returns:
+        A torch dtype.
     Raises:
         UsageError: bf16 on a GPU without bf16 support.
     """
@@ -109,6 +118,9 @@ class Whisper:
     multilingual: bool
     languages: dict[str, int]  # "<|pt|>" -> token id; empty for English-only models or without a table
     max_target_positions: int
+    gen_long: Any = None  # the generation config as loaded: long-form generation uses it
+    gen_short: Any = None  # the same without suppression lists, which ``suppress`` applies instead
+    suppress: Any = None  # an asrmerge.asr.suppress.Suppress
 
 
 def _support_files(ckpt: Any, config_dir: Path | None) -> dict[str, bytes]:
@@ -189,9 +201,13 @@ def load(spec: str, *, config_dir: Path | None = None, device: Any = None, dtype
         model.proj_out.weight = model.model.decoder.embed_tokens.weight  # tied, stored once
         model.generation_config = gen
         model.eval()
+    from asrmerge.asr.suppress import split
+
     multilingual = bool(getattr(gen, "is_multilingual", config.vocab_size >= 51865))
     languages = dict(getattr(gen, "lang_to_id", None) or {}) if multilingual else {}
-    return Whisper(model, processor, spec, device, dtype, multilingual, languages, int(config.max_target_positions))
+    short, suppress = split(gen)
+    return Whisper(model, processor, spec, device, dtype, multilingual, languages, int(config.max_target_positions),
+                   gen, short, suppress)
 
 
 def generation_options(w: Whisper, language: str | None, task: str | None) -> dict[str, Any]:

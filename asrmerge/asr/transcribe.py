@@ -91,8 +91,13 @@ class Result:
 
 
 def check_settings(w: Whisper, s: Settings) -> dict[str, Any]:
-    """Validate ``s`` against ``w``; return the ``generate`` keywords they give.
+    """Validate settings against the model.
 
+    Args:
+        w: the model.
+        s: the settings.
+    Returns:
+        The ``generate`` keywords they give.
     Raises:
         UsageError: a bad batch or beam size, too many new tokens, or a language the model lacks.
     """
@@ -119,8 +124,15 @@ def _decode(u: Utterance) -> tuple[np.ndarray | None, AsrmergeError | None]:
 
 
 def batches(lengths: list[int], batch_size: int) -> list[list[int]]:
-    """Indices of ``lengths`` in batches: longest first, at most ``batch_size`` each, never mixing audio
-    up to 30 s with longer audio (which needs long-form generation)."""
+    """Cut utterances into batches by length.
+
+    Args:
+        lengths: samples per utterance.
+        batch_size: utterances per batch at most.
+    Returns:
+        Lists of indices into ``lengths``: longest first, never mixing audio up to 30 s with longer audio
+        (which needs long-form generation).
+    """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     out: list[list[int]] = []
     for i in order:
@@ -131,13 +143,15 @@ def batches(lengths: list[int], batch_size: int) -> list[list[int]]:
     return out
 
 
-def generate(w: Whisper, audios: list[np.ndarray], opts: dict[str, Any]) -> list[str]:
+def generate(w: Whisper, audios: list[np.ndarray], opts: dict[str, Any], *, fast_suppress: bool = True) -> list[str]:
     """Transcribe one batch of 16 kHz audio.
 
     Args:
         w: the model.
         audios: the batch.
         opts: ``generate`` keywords from :func:`check_settings`.
+        fast_suppress: suppress tokens by index in short-form batches (:mod:`asrmerge.asr.suppress`; the same
+            tokens come out), rather than with transformers' processors.
     Returns:
         One hypothesis per input, stripped.
     Raises:
@@ -152,9 +166,17 @@ def generate(w: Whisper, audios: list[np.ndarray], opts: dict[str, Any]) -> list
     feats = w.processor.feature_extractor(audios, device=str(w.device) if w.device.type == "cuda" else "cpu", **kw)
     features = feats.input_features.to(w.device, w.dtype)
     mask = feats.attention_mask.to(w.device)
+    extra: dict[str, Any] = {}
+    if fast_suppress and not long and w.suppress is not None:
+        from transformers import LogitsProcessorList
+
+        w.model.generation_config = w.gen_short
+        extra["logits_processor"] = LogitsProcessorList([w.suppress])
+    elif w.gen_long is not None:
+        w.model.generation_config = w.gen_long
     try:
         with torch.inference_mode():
-            out = w.model.generate(features, attention_mask=mask, return_timestamps=long, **opts)
+            out = w.model.generate(features, attention_mask=mask, return_timestamps=long, **opts, **extra)
     except torch.cuda.OutOfMemoryError:
         raise AsrmergeError(f"out of memory on {w.device} with a batch of {len(audios)}",
                             hint="lower --batch-size (or --beam-size)") from None

@@ -124,7 +124,13 @@ def read(sources: Iterable[str], fields: Fields) -> list[Item]:
 
 
 def excluded(items: Iterable[Item]) -> dict[str, int]:
-    """How many records were excluded, by reason (every reason listed, zeros included)."""
+    """How many records were excluded, by reason.
+
+    Args:
+        items: as :func:`read` returns them.
+    Returns:
+        ``error``, ``no_reference`` and ``no_hypothesis`` counts, zeros included.
+    """
     out = dict.fromkeys(EXCLUSIONS, 0)
     for it in items:
         if it.excluded:
@@ -133,7 +139,12 @@ def excluded(items: Iterable[Item]) -> dict[str, int]:
 
 
 def score(items: list[Item], cer: bool = False) -> None:
-    """Align every scorable item's texts (one jiwer call) and set its :class:`Counts`."""
+    """Align every scorable item's texts (one jiwer call for all) and set its :class:`Counts`.
+
+    Args:
+        items: as :func:`read` returns them; excluded ones are left alone.
+        cer: align characters (spaces included) instead of words.
+    """
     import jiwer
 
     todo = [it for it in items if it.excluded is None]
@@ -156,7 +167,16 @@ def score(items: list[Item], cer: bool = False) -> None:
 
 
 def require_scorable(items: list[Item], fields: Fields, label: str) -> None:
-    """Refuse input where nothing can be scored, saying why."""
+    """Refuse input where nothing can be scored, saying why.
+
+    Args:
+        items: as :func:`read` returns them.
+        fields: the field names asked for.
+        label: the inputs' names, for the message.
+    Raises:
+        UsageError: no record has the reference (or hypothesis) field: probably a wrong field name.
+        InputError: no records at all, or every record excluded for mixed reasons.
+    """
     if any(it.excluded is None for it in items):
         return
     if not items:
@@ -172,12 +192,19 @@ def require_scorable(items: list[Item], fields: Fields, label: str) -> None:
 
 
 def describe(why: dict[str, int]) -> str:
-    """``2 with an error, 1 without a reference`` for the non-zero exclusion counts."""
+    """The non-zero exclusion counts in words.
+
+    Args:
+        why: as :func:`excluded` returns it.
+    Returns:
+        For example ``2 with an error, 1 without a reference``.
+    """
     words = {"error": "with an error", "no_reference": "without a reference", "no_hypothesis": "without a hypothesis"}
     return ", ".join(f"{n} {words[k]}" for k, n in why.items() if n)
 
 
 def group_of(item: Item, by: str) -> str:
+    """The group of ``item`` for ``--by``: its field ``by`` as a string, or :data:`MISSING_GROUP`."""
     value = item.record.get(by)
     return MISSING_GROUP if value is None else str(value)
 
@@ -214,7 +241,15 @@ def summary(items: list[Item], fields: Fields, by: str | None = None) -> dict[st
 
 
 def utterance_record(item: Item, fields: Fields) -> dict[str, Any]:
-    """An input record with its own figures added (``--jsonl``); excluded ones say why, with null rates."""
+    """An input record with its own figures added (``--jsonl``).
+
+    Args:
+        item: a scored (or excluded) item.
+        fields: as read.
+    Returns:
+        The record plus ``wer``/``cer``, ``errors``, ``substitutions``, ``deletions``, ``insertions``, ``hits``
+        and ``ref_words``/``ref_chars``; an excluded record gets a null rate and ``excluded`` (the reason).
+    """
     if item.excluded is not None:
         return {**item.record, "cer" if fields.cer else "wer": None, "excluded": item.excluded}
     figures = item.counts.as_dict(fields.cer)
