@@ -126,3 +126,21 @@ def test_base_transcribes_portuguese(real_base: Path, tmp_path: Path) -> None:
     assert basic(out[1]["hyp"]).split()[0] == "olá" and basic(out[1]["hyp"]).split()[1].startswith("mundo")
     doc = wer_of(out, "--normalizer", "basic")
     assert doc["micro"]["wer"] <= 1 / 21 and doc["micro"]["ref_words"] == 21
+
+
+def test_base_detects_the_language(real_base: Path) -> None:
+    """Without --language, multilingual Whisper detects it; the prompt must still say <|transcribe|>.
+
+    (transformers 5 leaves the task token out after detecting the language unless the task is named, and base
+    then repeats "Americans" to the token limit.)
+    """
+    from asrmerge.asr import manifest as mf
+    from asrmerge.asr import model as md
+    from asrmerge.asr import transcribe as tr
+
+    w = md.load(str(real_base))
+    utts = mf.read_manifest(str(AUDIO / "english.jsonl"))[:2]
+    out = [r.record["hyp"] for r in tr.transcribe(w, utts, tr.Settings(batch_size=2, max_new_tokens=60))]
+    norm = normalizer("whisper-en")
+    assert norm(out[0]) == norm(JFK)
+    assert norm(out[1]).split()[:4] == ["and", "mister", "john", "dashwood"]

@@ -90,8 +90,18 @@ def test_long_audio_takes_the_long_form_path(tiny: md.Whisper, speech: Path, tmp
     assert all(r.error is None and isinstance(r.record["hyp"], str) for r in out)
 
 
+def test_beam_search_and_translation_run(tiny: md.Whisper) -> None:
+    utts = mf.read_manifest(str(AUDIO / "english.jsonl"))[:3]
+    for settings in (tr.Settings(beam_size=3, batch_size=2, max_new_tokens=3, language="en"),
+                     tr.Settings(task="translate", batch_size=2, max_new_tokens=3, language="pt")):
+        out = list(tr.transcribe(tiny, utts, settings))
+        assert [r.record["id"] for r in out] == [u.record["id"] for u in utts]
+        assert all(r.error is None and isinstance(r.record["hyp"], str) for r in out)
+
+
 @pytest.mark.parametrize(("language", "task", "want"), [
-    (None, None, {}), ("pt", None, {"language": "pt"}), ("Portuguese", None, {"language": "pt"}),
+    (None, None, {"task": "transcribe"}), ("pt", None, {"language": "pt", "task": "transcribe"}),
+    ("Portuguese", None, {"language": "pt", "task": "transcribe"}),
     ("<|de|>", "translate", {"language": "de", "task": "translate"}), (None, "transcribe", {"task": "transcribe"}),
 ])
 def test_language_and_task(tiny: md.Whisper, language: str | None, task: str | None, want: dict[str, str]) -> None:

@@ -90,7 +90,8 @@ def test_malformed_manifest_names_the_line(tmp_path: Path) -> None:
 
 def test_shards_put_together_are_the_whole_run(tiny_asr: Path, whole: list[str], tmp_path: Path) -> None:
     """Shard 1/2 by hand, shard 2/2 from a (0-based) Slurm array's variables: every record once."""
-    r1 = cli("transcribe", str(tiny_asr), str(MANIFEST), *FAST, "--shard", "1/2", "-o", str(tmp_path / "h.1.jsonl"))
+    r1 = cli("transcribe", str(tiny_asr), str(MANIFEST), *FAST, "--shard", "1/2", "-o", str(tmp_path / "h.1.jsonl"),
+             "--device", "cpu", "--dtype", "fp32")  # the defaults on a CPU, spelt out
     assert r1.returncode == 0, r1.stderr
     assert "shard 1/2 (--shard): 3 of 6 utterances" in r1.stderr.decode()
     slurm = {"SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_MAX": "1"}
@@ -187,3 +188,20 @@ def test_on_a_terminal_progress_shows_speed_and_rtf(tiny_asr: Path) -> None:
     if not torch.cuda.is_available():
         assert "asrmerge transcribe: warning: no CUDA device: transcribing on CPU (--device cpu silences this)" in err
     assert "transcribed 6 utterances (35.7 s of audio) in " in err
+
+
+@pytest.mark.cuda
+def test_cuda_fp16_transcribes_like_the_cpu(real_tiny_en: Path) -> None:
+    """On a GPU the default is fp16: JFK still word for word, the LibriVox set as good as on the CPU (+2 points)."""
+    runs = {}
+    for device in ("cuda", "cpu"):
+        r = cli("transcribe", str(real_tiny_en), str(MANIFEST), "--device", device)
+        assert r.returncode == 0, r.stderr.decode()
+        assert f"on {device}" in r.stderr.decode().splitlines()[-1]
+        runs[device] = r.stdout
+    docs = {}
+    for device, out in runs.items():
+        w = cli("wer", "--by", "set", "--normalizer", "whisper-en", "--json", input=out)
+        docs[device] = json.loads(w.stdout)["groups"]
+    assert docs["cuda"]["jfk"]["wer"] == 0.0
+    assert docs["cuda"]["librivox"]["wer"] <= docs["cpu"]["librivox"]["wer"] + 0.02

@@ -218,7 +218,8 @@ def generation_options(w: Whisper, language: str | None, task: str | None) -> di
         language: a code (``pt``), a token (``<|pt|>``), a name (``portuguese``), or ``None`` (detect).
         task: ``transcribe``, ``translate``, or ``None``.
     Returns:
-        ``language`` and ``task`` keywords for ``generate`` (none for English-only models).
+        ``language`` and ``task`` keywords for ``generate``: ``task`` always (``transcribe`` by default) for
+        multilingual models, nothing for English-only ones.
     Raises:
         UsageError: a language the model does not know, or translation with an English-only model.
     """
@@ -247,6 +248,7 @@ def generation_options(w: Whisper, language: str | None, task: str | None) -> di
             raise UsageError(f"unknown language {language!r}", subject="--language",
                              hint="use a code such as en, pt, de, zh (see lang_to_id in generation_config.json)")
         opts["language"] = code
-    if task is not None:
-        opts["task"] = task
+    # Always name the task: when transformers 5 detects the language itself and no task is given, it leaves
+    # <|transcribe|> out of the prompt, and Whisper then repeats words ("Americans Americans ...").
+    opts["task"] = task or "transcribe"
     return opts
