@@ -60,3 +60,68 @@ def real_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
     r = cli("convert", "packaged:base", "-o", f"{out}/", "-q")
     assert r.returncode == 0, r.stderr.decode()
     return out
+
+
+# --- speech recognition (asrmerge transcribe / wer) ---------------------------------------------------------
+
+
+
+def audioeval(lang: str) -> Path:
+    """pytest-audioeval's clips of one language (``samples/audio/LANG``: ``*.wav`` with ``*.txt`` transcripts)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pytest_audioeval")
+    if spec is None or not spec.submodule_search_locations:
+        pytest.fail("pytest-audioeval is not installed: pip install 'asrmerge[assets]'")
+    return Path(next(iter(spec.submodule_search_locations))) / "samples" / "audio" / lang
+
+
+@pytest.fixture(scope="session")
+def tiny_asr(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random multilingual Whisper folder with the real tokenizer, processor and generation config.
+
+    Its hypotheses are nonsense, but every step of transcription (audio, features, generate, decode) is real.
+    """
+    import json
+
+    from asrmerge.assets import packaged_model
+    from asrmerge.io.hf_files import dims_from_config, generation_config, to_json, tokenizer_files
+
+    out = make_whisper(tmp_path_factory.mktemp("tinyasr") / "model", seed=0)
+    dims = dims_from_config(json.loads((out / "config.json").read_text()))
+    folder, _ = packaged_model("packaged:base")
+    files = {**tokenizer_files(folder / "tokenizer.json", dims), "generation_config.json": to_json(generation_config(dims))}
+    for name, data in files.items():
+        (out / name).write_bytes(data)
+    return out
+
+
+@pytest.fixture(scope="session")
+def speech(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real speech in many forms (made with ffmpeg from tests/data/audio), and files that are not audio.
+
+    ``jfk.flac`` (44.1 kHz stereo), ``jfk.ogg`` (22.05 kHz Vorbis), ``jfk.mp3`` (48 kHz), ``jfk.m4a`` (AAC:
+    only ffmpeg reads it), ``long.wav`` (the five LibriVox utterances then JFK, 35.7 s, with
+    ``long.txt``, their references joined), ``broken.wav`` (random bytes), ``empty.wav`` (no samples).
+    """
+    import json
+    import shutil
+    import subprocess
+
+    import numpy as np
+    import soundfile as sf
+
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed (apt-get install ffmpeg)")
+    d = tmp_path_factory.mktemp("speech")
+    src = AUDIO / "jfk.wav"
+    for name, args in {"jfk.flac": ["-ar", "44100", "-ac", "2"], "jfk.ogg": ["-ar", "22050", "-c:a", "libvorbis"],
+                       "jfk.mp3": ["-ar", "48000", "-c:a", "libmp3lame"], "jfk.m4a": ["-c:a", "aac"]}.items():
+        subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(src), *args, str(d / name)], check=True)
+    records = [json.loads(line) for line in (AUDIO / "english.jsonl").read_text().splitlines()]
+    order = [r for r in records if r["set"] == "librivox"] + [r for r in records if r["id"] == "jfk"]
+    sf.write(d / "long.wav", np.concatenate([sf.read(AUDIO / r["audio"], dtype="float32")[0] for r in order]), 16000)
+    (d / "long.txt").write_text(" ".join(r["text"] for r in order))
+    (d / "broken.wav").write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    sf.write(d / "empty.wav", np.zeros(0, dtype=np.float32), 16000)
+    return d

@@ -179,8 +179,9 @@ def test_debug_shows_the_traceback(tiny_base: Path, tmp_path: Path) -> None:
     assert r.returncode == 1 and b"Traceback" in r.stderr and b"InputError" in r.stderr
 
 
-@pytest.mark.parametrize("args", [["--help"], ["taskvec", "--help"], ["convert", "-h"], ["svd-inspect", "--help"],
-                                  ["svd-inspect", "-h"]])
+@pytest.mark.parametrize("args", [["--help"], ["taskvec", "--help"], ["convert", "-h"], ["merge", "--help"],
+                                  ["svd-inspect", "--help"], ["svd-inspect", "-h"], ["transcribe", "--help"],
+                                  ["wer", "--help"], ["wer", "-h"]])
 def test_help_does_not_import_torch(args: list[str]) -> None:
     code = (f"import sys, runpy; sys.argv=['asrmerge', *{args!r}]\n"
             "try:\n    runpy.run_module('asrmerge', run_name='__main__')\n"

@@ -1,0 +1,137 @@
+"""``asrmerge transcribe``: Whisper inference over a JSONL manifest, one output record per utterance."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import IO, Annotated, Any
+
+import typer
+
+from asrmerge.cli import common
+
+HELP = """Transcribe the utterances of a JSONL manifest with a Whisper model.
+
+Each manifest line is a JSON object with "audio" (a path relative to the manifest's folder), optionally
+"id", "text" (the reference) and any other fields; each output line is the same record with "hyp" (the
+hypothesis) and "model" added, in input order. Audio is wav/flac/ogg/mp3 (others through ffmpeg), at any
+sample rate; recordings over 30 s are transcribed whole.
+
+MODEL is a Hugging Face folder, a .safetensors file with --config DIR, a CTranslate2 folder,
+packaged:NAME, or '-' (a model piped in). A file that cannot be decoded gets an error line on stderr and a
+record with "error" and no "hyp"; the run goes on and exits 1 at the end (--strict: stops at once).
+
+Examples:
+
+\b
+  asrmerge transcribe merged/ dev.jsonl --language pt > hyp.jsonl
+  asrmerge transcribe merged/ dev.jsonl --shard 3/8 -o hyp.3.jsonl --resume   # one Slurm array task
+  asrmerge transcribe merged.safetensors --config whisper-base/ dev.jsonl | asrmerge wer
+"""
+
+
+class Task(str, Enum):
+    TRANSCRIBE = "transcribe"
+    TRANSLATE = "translate"
+
+
+def transcribe(
+    model: Annotated[str, typer.Argument(metavar="MODEL", show_default=False, help="The Whisper model.")],
+    manifest: Annotated[str, typer.Argument(metavar="MANIFEST", help="JSONL manifest; '-' reads stdin.")] = "-",
+    output: Annotated[str, typer.Option("-o", "--output", metavar="PATH",
+                      help="'-' (stdout, the default) or a JSONL file, written as results come.")] = "-",
+    config: Annotated[Path | None, typer.Option("--config", metavar="DIR",
+                      help="Folder whose config, generation config and tokenizer to use (the base model's).")] = None,
+    language: Annotated[str | None, typer.Option("--language", metavar="LANG",
+                        help="Spoken language (en, pt, ...); default: detected per utterance.")] = None,
+    task: Annotated[Task | None, typer.Option("--task", help="Transcribe (default) or translate to English.")] = None,
+    beam_size: Annotated[int, typer.Option("--beam-size", metavar="N", help="Beam search width; 1 is greedy.")] = 1,
+    batch_size: Annotated[int, typer.Option("--batch-size", metavar="N", help="Utterances per batch.")] = 16,
+    device: Annotated[str | None, typer.Option("--device", metavar="DEV",
+                      help="auto, cpu, cuda, cuda:N or mps (default: $ASRMERGE_DEVICE, else auto).")] = None,
+    dtype: Annotated[common.Dtype | None, typer.Option("--dtype",
+                     help="Compute dtype (default: fp16 on CUDA, fp32 on CPU).")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option("--max-new-tokens", metavar="N",
+                              help="Tokens generated at most per utterance (per 30 s window).")] = None,
+    shard: Annotated[str | None, typer.Option("--shard", metavar="K/N",
+                     help="Only shard K of N (K from 1), or 'auto' from Slurm array / torch.distributed variables.")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="With -o FILE: keep its records, append the missing ones.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Stop at the first audio file that cannot be read.")] = False,
+    quiet: common.Quiet = False,
+    debug: common.Debug = False,
+) -> None:
+    def job() -> tuple[int, int]:
+        from asrmerge.asr import manifest as mf
+        from asrmerge.asr import model as md
+        from asrmerge.asr import transcribe as tr
+        from asrmerge.errors import UsageError
+        from asrmerge.io.jsonl import write_record
+
+        if resume and output == "-":
+            raise UsageError("needs -o FILE", subject="--resume", hint="write to a file: -o hyp.jsonl --resume")
+        if model == "-" and manifest == "-":
+            raise UsageError("stdin ('-') can be only one input", hint="give the manifest as a file")
+        if manifest == "-" and sys.stdin.isatty():
+            raise UsageError("stdin is a terminal, not a manifest", subject="-",
+                             hint="give MANIFEST as a file, or pipe JSON lines in")
+        part = mf.parse_shard(shard)
+        items = mf.read_manifest(manifest)
+        if resume:
+            mf.check_unique(items, manifest)
+        selected = part.select(items)
+        if part.count > 1 or shard is not None:
+            common.note(f"shard {part} ({part.source}): {len(selected)} of {len(items)} utterances", quiet)
+        done = mf.resume_done(Path(output)) if resume else set()
+        todo = [u for u in selected if u.key not in done]
+        if resume:
+            common.note(f"--resume: {len(selected) - len(todo)} of {len(selected)} already in {output}", quiet)
+        if not todo:
+            with _open(output, resume):
+                pass  # an empty shard still leaves its (empty) output file
+            common.note("nothing to transcribe", quiet)
+            return 0, 0
+        dev, on_cpu = md.resolve_device(device)
+        settings = tr.Settings(language=language, task=task.value if task else None, beam_size=beam_size,
+                               batch_size=batch_size, max_new_tokens=max_new_tokens)
+        w = md.load(model, config_dir=config, device=dev, dtype=md.resolve_dtype(dtype.value if dtype else None, dev),
+                    verbose=common.debug_on(debug))
+        tr.check_settings(w, settings)
+        if on_cpu and not quiet:
+            common.warn("transcribe", "no CUDA device: transcribing on CPU (--device cpu silences this)")
+        stats = tr.Stats()
+        with _open(output, resume) as out, common.progress(quiet) as p:
+            for res in tr.transcribe(w, todo, settings, progress=p, stats=stats, verbose=common.debug_on(debug)):
+                if res.error is not None:
+                    if strict:
+                        raise res.error
+                    common.console().print(f"asrmerge transcribe: error: {res.error}", markup=False, style="red",
+                                           soft_wrap=True)
+                write_record(res.record, out)
+        common.note(f"transcribed {stats.done} utterances ({stats.audio_s:.1f} s of audio) in {stats.elapsed:.1f} s: "
+                    f"{stats.rate:.2f} utt/s, RTF {stats.rtf:.3f} on {dev} ({w.dtype})".replace("torch.", ""), quiet)
+        return stats.failed, len(todo)
+
+    failed, total = common.run("transcribe", debug, job)
+    if failed:
+        common.console().print(f"asrmerge transcribe: error: {failed} of {total} utterances failed; their records "
+                               "have an \"error\" field and no \"hyp\"", markup=False, style="red", soft_wrap=True)
+        raise typer.Exit(1)
+
+
+class _open:
+    """stdout, or the output file (appended to with --resume), as a context manager."""
+
+    def __init__(self, path: str, append: bool) -> None:
+        self.path, self.append = path, append
+        self.stream: IO[str] | None = None
+
+    def __enter__(self) -> IO[str]:
+        if self.path == "-":
+            return sys.stdout
+        self.stream = open(self.path, "a" if self.append else "w", encoding="utf-8")
+        return self.stream
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.stream is not None:
+            self.stream.close()
