@@ -18,7 +18,7 @@ import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -39,6 +39,8 @@ class Settings:
 
     Attributes:
         language: language code or name (``None``: detected per utterance by multilingual models).
+        language_field: a record field naming each utterance's language (overrides ``language`` where set),
+            so that one run decodes a multilingual manifest, each utterance in its own language.
         task: ``transcribe`` or ``translate`` (``None``: the model's default, transcribe).
         beam_size: 1 for greedy decoding, else beam search with this many beams.
         batch_size: utterances per ``generate`` call.
@@ -48,6 +50,7 @@ class Settings:
     """
 
     language: str | None = None
+    language_field: str | None = None
     task: str | None = None
     beam_size: int = 1
     batch_size: int = 16
@@ -201,6 +204,15 @@ def transcribe(w: Whisper, utterances: list[Utterance], settings: Settings, *, p
     progress = progress or NoProgress()
     stats = stats if stats is not None else Stats()
     opts = check_settings(w, settings)
+    by_language: dict[str | None, dict[str, Any]] = {settings.language: opts}
+
+    def options(u: Utterance) -> tuple[str | None, dict[str, Any]]:
+        value = u.record.get(settings.language_field) if settings.language_field else None
+        lang = str(value) if value else settings.language
+        if lang not in by_language:
+            by_language[lang] = check_settings(w, replace(settings, language=lang))
+        return lang, by_language[lang]
+
     size = settings.batch_size * settings.window
     windows = [utterances[i : i + size] for i in range(0, len(utterances), size)]
     progress.start(len(utterances), "transcribe")
@@ -212,16 +224,19 @@ def transcribe(w: Whisper, utterances: list[Utterance], settings: Settings, *, p
             decoded = [f.result() for f in pending]
             pending = [pool.submit(_decode, u) for u in windows[k + 1]] if k + 1 < len(windows) else []
             ok = {i: a for i, (a, _) in enumerate(decoded) if a is not None}
-            order = list(ok)
+            groups: dict[str | None, list[int]] = {}
+            for i in ok:
+                groups.setdefault(options(window[i])[0], []).append(i)
             hyps: dict[int, str] = {}
             with quiet_transformers(verbose):
-                for batch in batches([ok[i].shape[0] for i in order], settings.batch_size):
-                    idx = [order[j] for j in batch]
-                    audios = [ok[i] for i in idx]
-                    hyps.update(zip(idx, generate(w, audios, opts), strict=True))
-                    stats.done += len(idx)
-                    stats.audio_s += sum(audio_io.duration(a) for a in audios)
-                    progress.advance(f"{stats.rate:.2f} utt/s, RTF {stats.rtf:.3f}", amount=len(idx))
+                for lang, order in groups.items():
+                    for batch in batches([ok[i].shape[0] for i in order], settings.batch_size):
+                        idx = [order[j] for j in batch]
+                        audios = [ok[i] for i in idx]
+                        hyps.update(zip(idx, generate(w, audios, by_language[lang]), strict=True))
+                        stats.done += len(idx)
+                        stats.audio_s += sum(audio_io.duration(a) for a in audios)
+                        progress.advance(f"{stats.rate:.2f} utt/s, RTF {stats.rtf:.3f}", amount=len(idx))
             for i, u in enumerate(window):
                 error = decoded[i][1]
                 record = {k2: v for k2, v in u.record.items() if k2 not in ("hyp", "error")}

@@ -45,6 +45,8 @@ def transcribe(
                       help="Folder whose config, generation config and tokenizer to use (the base model's).")] = None,
     language: Annotated[str | None, typer.Option("--language", metavar="LANG",
                         help="Spoken language (en, pt, ...); default: detected per utterance.")] = None,
+    language_field: Annotated[str | None, typer.Option("--language-field", metavar="FIELD",
+                              help="Record field with each utterance's language (overrides --language).")] = None,
     task: Annotated[Task | None, typer.Option("--task", help="Transcribe (default) or translate to English.")] = None,
     beam_size: Annotated[int, typer.Option("--beam-size", metavar="N", help="Beam search width; 1 is greedy.")] = 1,
     batch_size: Annotated[int, typer.Option("--batch-size", metavar="N", help="Utterances per batch.")] = 16,
@@ -92,7 +94,8 @@ def transcribe(
             common.note("nothing to transcribe", quiet)
             return 0, 0
         dev, on_cpu = md.resolve_device(device)
-        settings = tr.Settings(language=language, task=task.value if task else None, beam_size=beam_size,
+        settings = tr.Settings(language=language, language_field=language_field,
+                               task=task.value if task else None, beam_size=beam_size,
                                batch_size=batch_size, max_new_tokens=max_new_tokens)
         w = md.load(model, config_dir=config, device=dev, dtype=md.resolve_dtype(dtype.value if dtype else None, dev),
                     verbose=common.debug_on(debug))
