@@ -246,14 +246,29 @@ def test_peer_versions(mk: Results, fb: Results) -> None:
 
 
 def test_measure_reports_the_child_peak_rss(tmp_path: Path) -> None:
-    """The runner's peak RSS is the child's own: a child that touches 300 MiB reports at least that."""
+    """The runner's peak RSS is the child's own: a child that touches 300 MiB reports at least that, and a
+    caller that holds 1 GiB itself does not leak its own high-water mark into the child's figure."""
     import sys
 
     from tests.peers.run import measure
 
-    m = measure([sys.executable, "-c", "b = bytearray(300 * 2**20); print(len(b))"], cwd=tmp_path)
+    cmd = [sys.executable, "-c", "b = bytearray(300 * 2**20); print(len(b))"]
+    m = measure(cmd, cwd=tmp_path)
     assert m.returncode == 0 and m.stdout.strip() == str(300 * 2**20)
-    assert 300 <= m.peak_rss_mb < 1000 and m.wall_s > 0
+    assert 300 <= m.peak_rss_mb < 600 and m.wall_s > 0
+    ballast = b"\x01" * 2**30  # the caller's own resident set grows by 1 GiB
+    m = measure(cmd, cwd=tmp_path)
+    del ballast
+    assert 300 <= m.peak_rss_mb < 600
+
+
+def test_measure_kills_a_command_past_its_timeout(tmp_path: Path) -> None:
+    import sys
+
+    from tests.peers.run import PeerRunError, measure
+
+    with pytest.raises(PeerRunError, match="timed out"):
+        measure([sys.executable, "-c", "import time; time.sleep(60)"], cwd=tmp_path, timeout=1)
 
 
 # ---------------------------------------------------------------- mergekit parity

@@ -15,7 +15,7 @@ Offline and deterministic. Work files go to ``.cache/bench-svd-inspect/`` (gitig
    They are stored as asrmerge task vectors (fp32, ``asrmerge.kind=taskvec``, the base's fingerprint).
 3. The task-arithmetic merge M = sum_t tau_t, stored as an update.
 4. Each run is one ``python -m asrmerge svd-inspect`` process, started by a small wrapper that reports its
-   wall time and ``getrusage(RUSAGE_CHILDREN).ru_maxrss``. This is a benchmark, never a timed unit test.
+   wall time and its own ``ru_maxrss`` (:func:`tests.peers.run.measure`). This is a benchmark, never a timed unit test.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import zlib
 from pathlib import Path
 
@@ -113,34 +112,23 @@ def make_merge(paths: list[Path], work: Path) -> Path:
     return dest
 
 
-# Runs one command and reports its wall time and peak RSS. A process's ru_maxrss includes the resident set
-# of the process it was forked from (Linux keeps the pre-exec high-water mark), so the command is started
-# from this small wrapper, not from the benchmark, which holds the task vectors while it makes them.
-WRAPPER = """
-import json, os, resource, subprocess, sys, time
-start = time.perf_counter()
-code = subprocess.call(sys.argv[2:])
-wall = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-with open(sys.argv[1], "w") as f:
-    json.dump({"wall": wall, "maxrss_kib": peak, "code": code}, f)
-"""
-
-
 def timed(args: list[str], stdout: Path | None = None, threads: int = 0) -> tuple[float, float]:
-    """(wall seconds, peak RSS in MiB) of one ``python ARGS`` process; ``threads`` > 0 caps OpenMP/MKL threads."""
+    """(wall seconds, peak RSS in MiB) of one ``python ARGS`` process; ``threads`` > 0 caps OpenMP/MKL threads.
+
+    Measured like the merge benchmark (:func:`tests.peers.run.measure`): the command's own ``ru_maxrss``,
+    not the high-water mark of this process, which holds the task vectors while it makes them.
+    """
+    from tests.peers.run import measure
+
     env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    report = Path(tempfile.mkstemp(prefix="bench-", suffix=".json")[1])
-    with open(stdout, "wb") if stdout else open(os.devnull, "wb") as out:
-        subprocess.run([sys.executable, "-c", WRAPPER, str(report), sys.executable, *args], stdout=out, env=env,
-                       check=True)
-    r = json.loads(report.read_text())
-    report.unlink()
-    if r["code"] != 0:
-        sys.exit(f"bench: python {' '.join(args)} failed")
-    return r["wall"], r["maxrss_kib"] / 1024
+    m = measure([sys.executable, *args], env=env)
+    if m.returncode != 0:
+        sys.exit(f"bench: python {' '.join(args)} failed: {m.stderr.strip().splitlines()[-1:]}")
+    if stdout is not None:
+        stdout.write_text(m.stdout)
+    return m.wall_s, m.peak_rss_mb
 
 
 def machine() -> str:
@@ -219,7 +207,7 @@ def main() -> None:
         *[f"| {label} | {th} | {wall:.1f} | {rss:.0f} | {n or '-'} |" for label, th, wall, rss, n in rows],
         "",
         "Each run is one process; wall time includes Python and torch start-up (the baseline row). Peak RSS is "
-        "that process's own maximum resident set (`getrusage(RUSAGE_CHILDREN).ru_maxrss` in a small wrapper "
+        "that process's own maximum resident set (`ru_maxrss` reported by a small launcher "
         "that starts it, so that no parent's memory is counted). Inputs are read tensor by "
         "tensor with `preadv` (no mmap), so what the inspection adds to the baseline is one tensor's inputs, "
         "their SVDs, and the spectra kept for the picture, not the 4 files. Threads: torch's default (one per "

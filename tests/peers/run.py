@@ -3,7 +3,7 @@
 The drivers next to this module (``drivers/*_driver.py``) run inside the peer venvs; they import the peer
 package and safetensors, never asrmerge. One call starts one child process, which may run several jobs (the
 import is paid once); the wall time and peak RSS cover the whole child, and each job's own seconds come back
-from the driver. Peak RSS is the child's ``ru_maxrss`` from ``wait4``.
+from the driver. Peak RSS is the child's own ``ru_maxrss``, taken by a small launcher (see LAUNCHER).
 
     from tests.peers.run import mergekit_job, run_peer
     job = mergekit_job("ties", base=b, inputs=[f1, f2], params={"density": 0.2}, out=o, workdir=d)
@@ -65,20 +65,17 @@ class PeerRun:
         return self
 
 
-def _wait(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, float]:
-    """Wait for ``proc`` with wait4; return (exit status, peak RSS in MiB). Kills it after ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid == proc.pid:
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            return proc.returncode, usage.ru_maxrss / 1024.0  # Linux reports KiB
-        if time.monotonic() > deadline:
-            proc.kill()
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            raise PeerRunError(f"peer child timed out after {timeout:.0f} s (peak RSS {usage.ru_maxrss / 1024:.0f} MiB)")
-        time.sleep(0.02)
+# The measured command is started from this small launcher, not from the caller. On Linux a process's
+# ru_maxrss starts from the high-water mark of the memory it was forked from (exec keeps the pre-exec peak),
+# so a child forked straight from a 2 GiB pytest or benchmark process would report at least 2 GiB. The
+# launcher is tiny, so its own child's ru_maxrss is that command's peak. It writes (exit code, peak KiB).
+LAUNCHER = """
+import json, os, subprocess, sys
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+with open(sys.argv[1], "w") as f:
+    json.dump({"code": os.waitstatus_to_exitcode(status), "maxrss_kib": usage.ru_maxrss}, f)
+"""
 
 
 @dataclass(frozen=True)
@@ -94,19 +91,35 @@ class Measured:
 
 def measure(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None,
             timeout: float = 1800) -> Measured:
-    """Run ``cmd`` and measure its wall time and peak RSS (``ru_maxrss`` of the child, via ``wait4``).
+    """Run ``cmd`` and measure its wall time and peak RSS (``ru_maxrss`` of the command itself, see LAUNCHER).
 
     Any command works (a peer driver, ``python -m asrmerge merge ...``), so the benchmark measures both sides
-    the same way.
+    the same way. After ``timeout`` seconds the command's whole process group is killed and
+    :class:`PeerRunError` is raised.
     """
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+    import signal
+    import sys
+
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.TemporaryDirectory(prefix="measure-") as tmp:
+        report = Path(tmp) / "rusage.json"
         t0 = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd)
-        code, rss = _wait(proc, timeout)
+        proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(report), *cmd], stdout=out, stderr=err,
+                                stdin=subprocess.DEVNULL, env=env, cwd=cwd, start_new_session=True)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            raise PeerRunError(f"{cmd[0]} timed out after {timeout:.0f} s and was killed") from None
         wall = time.perf_counter() - t0
+        if not report.is_file():
+            raise PeerRunError(f"the measuring launcher exited {proc.returncode} without a report")
+        r = json.loads(report.read_text())
         out.seek(0)
         err.seek(0)
-        return Measured(code, wall, rss, out.read().decode(errors="replace"), err.read().decode(errors="replace"))
+        return Measured(r["code"], wall, r["maxrss_kib"] / 1024.0, out.read().decode(errors="replace"),
+                        err.read().decode(errors="replace"))
 
 
 def run_peer(peer: str, jobs: list[dict[str, Any]], *, timeout: float = 1800, threads: int | None = None,
