@@ -14,7 +14,8 @@ Not a test (pytest never collects it). It builds, under ``.cache/bench-transcrib
 Each system then runs in a fresh process of its own (so peak memory is its own), ``--rounds`` times,
 interleaved (asrmerge, pipeline, asrmerge, ...), because other work on a shared machine slows runs down
 unevenly; the fastest round of each is reported. Both decode greedily in fp32 on the CPU, with the language
-detected per utterance and at most ``--max-new-tokens`` (128) tokens, after one warm-up batch; both read
+detected per utterance (task ``transcribe`` named: transformers 5 drops it from the prompt otherwise) and
+at most ``--max-new-tokens`` (128) tokens, after one warm-up batch; both read
 the audio files inside the timed part (asrmerge through its manifest, the pipeline through soundfile into
 numpy arrays). Measured: utterances per second, real-time factor (seconds taken / seconds of audio), model
 load time, peak resident memory (``ru_maxrss``), and WER of each (``--normalizer basic``). The table goes to ``tests/bench/results/transcribe.md``.
@@ -139,7 +140,8 @@ def worker(system: str, model: str, manifest: str, batch_size: int, max_new_toke
         def run(items: list) -> list[str]:  # type: ignore[type-arg]
             arrays = [{"raw": np.asarray(sf.read(r["audio"], dtype="float32")[0]), "sampling_rate": 16000}
                       for r in items]
-            results = pipe(arrays, batch_size=batch_size, generate_kwargs={"max_new_tokens": max_new_tokens})
+            results = pipe(arrays, batch_size=batch_size,  # task named as asrmerge does (see asr/model.py)
+                           generate_kwargs={"max_new_tokens": max_new_tokens, "task": "transcribe"})
             return [o["text"].strip() for o in results]
 
         warm, todo = records[:batch_size], records
@@ -239,7 +241,7 @@ Model: Whisper base (multilingual), converted from the packaged weights, fp32. C
 {audio:.1f} s of 16 kHz audio (JFK and 5 LibriVox utterances; pytest-audioeval's 18 clips in English,
 Spanish, French, Italian, Polish and Portuguese; 26 espeak-ng sentences in Portuguese and English). Both
 systems: greedy decoding, batch size {batch_size}, at most {max_new_tokens} new tokens, language detected
-per utterance, one warm-up batch, audio files read inside the timed part, each in its own process; the
+per utterance (task `transcribe` named), one warm-up batch, audio files read inside the timed part, each in its own process; the
 faster of {rounds} interleaved rounds is shown.
 
 | system | utterances/s | RTF | transcribe s | load s | peak RSS MB | WER (basic) |

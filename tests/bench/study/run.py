@@ -49,21 +49,22 @@ class Config:
     extra: dict[str, list[str]] = field(default_factory=dict)  # fixed -p options per algorithm
 
 
-def lam_grid(algo: str, full: bool) -> list[float]:
+def lam_grid(algo: str) -> list[float]:
+    """The lambda values the full study tries on the dev sets (around each algorithm's default scale)."""
     if algo in WEIGHT_SPACE:
         return []
     if algo in ("ta", "dare-ta"):
-        return [0.15, 0.3, 0.5, 0.8] if full else [0.3, 0.6]
-    return [0.5, 0.8, 1.0, 1.3] if full else [0.8, 1.2]
+        return [0.2, 0.35, 0.6]
+    return [0.6, 1.0, 1.4]
 
 
 def config(full: bool, seed: int) -> Config:
     if full:
         return Config(data.FULL, steps=30, full_steps=120, algos=ALL_ALGOS,
-                      lams={a: lam_grid(a, True) for a in ALL_ALGOS}, betas=[0.1, 0.3, 0.6, 1.0], seed=seed)
-    algos = ["ta", "ties", "tsvm", "boosted-tsvm"]
-    return Config(data.SMOKE, steps=12, full_steps=20, algos=algos, lams={a: lam_grid(a, False) for a in algos},
-                  betas=[], seed=seed)
+                      lams={a: lam_grid(a) for a in ALL_ALGOS}, betas=[0.1, 0.3, 0.6, 1.0], seed=seed)
+    # smoke: three algorithms, one of them with a lambda sweep (the others at their defaults)
+    return Config(data.SMOKE, steps=10, full_steps=16, algos=["ta", "tsvm", "boosted-tsvm"],
+                  lams={"tsvm": [0.8, 1.2]}, betas=[], seed=seed)
 
 
 class Shell:
@@ -128,9 +129,22 @@ def transcribe(sh: Shell, model: Path, manifest: Path, out: Path, cfg: Config, *
         return out
     args = ["transcribe", str(model), str(manifest), "-o", str(out.with_suffix(".tmp")), "--batch-size", "16",
             "--max-new-tokens", str(cfg.max_new_tokens), "-q"]
-    args += ["--language", language] if language else ["--language-field", "language"]
+    args += ["--language", language] if language else ["--language-field", "language", "--language", "pt"]
     sh(*args, step="transcribe")
     os.replace(out.with_suffix(".tmp"), out)
+    return out
+
+
+def split_by_set(hyp: Path) -> dict[str, Path]:
+    """One hypothesis file per evaluation set (the records' ``set``: id/ood -> test, en, multi)."""
+    parts: dict[str, list[str]] = {"test": [], "english": [], "multi": []}
+    for line in hyp.read_text().splitlines():
+        s = json.loads(line)["set"]
+        parts["test" if s in ("id", "ood") else "english" if s == "en" else "multi"].append(line + "\n")
+    out = {}
+    for k, lines in parts.items():
+        out[k] = hyp.with_name(f"{hyp.stem}.{k}.jsonl")
+        out[k].write_text("".join(lines))
     return out
 
 
@@ -239,20 +253,20 @@ def main(argv: list[str] | None = None) -> None:
     inspect_args = ["svd-inspect", "--base", str(base), *map(str, tvs), "--include", "model.decoder.*"]
     if inspect_merged:
         inspect_args += ["--merged", str(inspect_merged)]
-    sh(*inspect_args, "--summary", "--json", stdout=results / "svd-summary.json", step="svd-inspect")
+    if a.full:
+        sh(*inspect_args, "--summary", "--json", stdout=results / "svd-summary.json", step="svd-inspect")
     sh(*inspect_args, "--plot", str(results / "svd-inspect.png"), "-q", stdout=work / "svd-inspect.jsonl",
        step="svd-inspect")
 
-    say("transcribe the test sets with every system")
+    say("transcribe the test sets with every system (one run per system, each utterance in its language)")
     evals = {"zero-shot": base, "full-ft": fts["full-ft"], **{k: v["model"] for k, v in systems.items()}}
+    combined = work / "data" / "eval.jsonl"
+    combined.write_text("".join(manifests[k].read_text() for k in ("test", "english", "multi")))
     hyps: dict[str, dict[str, Path]] = {}
     for name, model in evals.items():
         tag = name.replace(" ", "_").replace("=", "")
-        hyps[name] = {
-            "test": transcribe(sh, model, manifests["test"], work / "hyp" / f"test-{tag}.jsonl", cfg, language="pt"),
-            "english": transcribe(sh, model, manifests["english"], work / "hyp" / f"en-{tag}.jsonl", cfg, language="en"),
-            "multi": transcribe(sh, model, manifests["multi"], work / "hyp" / f"multi-{tag}.jsonl", cfg, language=None),
-        }
+        out = transcribe(sh, model, combined, work / "hyp" / f"eval-{tag}.jsonl", cfg, language=None)
+        hyps[name] = split_by_set(out)
     for d in cfg.size.domains:  # each ID-FT on its own domain only
         own = work / "data" / f"test-{d}.jsonl"
         own.write_text("".join(line + "\n" for line in manifests["test"].read_text().splitlines() if f'"domain": "{d}"' in line))
