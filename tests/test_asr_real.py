@@ -85,6 +85,23 @@ def test_wer_is_jiwers_on_real_output(english: list[dict[str, Any]]) -> None:
     assert wer_of(english, "--cer")["micro"]["cer"] == pytest.approx(cer)
 
 
+def test_a_10_s_window_on_real_speech(real_tiny_en: Path, english: list[dict[str, Any]], tmp_path: Path) -> None:
+    """--chunk-length 10 on the LibriVox clips (3-7 s): the encoder does a third of the work and the
+    transcripts stay within a few words of the 30 s window's; JFK (11 s) goes the long-form way, whole."""
+    records = [json.loads(x) for x in (AUDIO / "english.jsonl").read_text().splitlines()]
+    for r in records:
+        r["audio"] = str(AUDIO / r["audio"])
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    r = cli("transcribe", str(real_tiny_en), str(tmp_path / "m.jsonl"), "--chunk-length", "10", "-q")
+    assert r.returncode == 0, r.stderr.decode()
+    short = [json.loads(x) for x in r.stdout.decode().splitlines()]
+    at30 = wer_of(english[: len(records)], "--normalizer", "whisper-en")["micro"]["wer"]
+    at10 = wer_of(short, "--normalizer", "whisper-en")["micro"]["wer"]
+    assert at10 < 0.15 and abs(at10 - at30) < 0.08, [x["hyp"] for x in short]
+    norm = normalizer("whisper-en")
+    assert norm(short[0]["hyp"]).split()[-4:] == ["do", "for", "your", "country"]
+
+
 def test_an_english_only_model_refuses_other_languages(real_tiny_en: Path) -> None:
     r = cli("transcribe", str(real_tiny_en), str(AUDIO / "english.jsonl"), "--language", "pt")
     assert r.returncode == 2 and r.stdout == b""

@@ -90,6 +90,25 @@ def test_long_audio_takes_the_long_form_path(tiny: md.Whisper, speech: Path, tmp
     assert all(r.error is None and isinstance(r.record["hyp"], str) for r in out)
 
 
+def test_a_shorter_encoder_window(tiny_asr: Path, speech: Path, tmp_path: Path) -> None:
+    """--chunk-length 10: 500 encoder positions (the first 500 of Whisper's 1500), 10 s features, and audio
+    longer than 10 s in batches of its own on the long-form path."""
+    w = md.load(str(tiny_asr), chunk_length=10)
+    full = md.load(str(tiny_asr))
+    enc = w.model.model.encoder
+    assert enc.embed_positions.weight.shape[0] == w.model.config.max_source_positions == 500
+    assert torch.equal(enc.embed_positions.weight, full.model.model.encoder.embed_positions.weight[:500])
+    assert w.processor.feature_extractor.nb_max_frames == 1000 and w.chunk_length == 10
+    assert tr.batches([5 * 16000, 12 * 16000, 8 * 16000], 4, short=10 * 16000) == [[1], [2, 0]]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps({"id": k, "audio": str(a)}) + "\n" for k, a in
+                                              [("jfk", AUDIO / "jfk.wav"), ("long", speech / "long.wav")]))
+    out = list(tr.transcribe(w, mf.read_manifest(str(tmp_path / "m.jsonl")),
+                             tr.Settings(batch_size=2, max_new_tokens=2, language="en")))
+    assert [r.record["id"] for r in out] == ["jfk", "long"] and all(r.error is None for r in out)
+    with pytest.raises(UsageError, match="outside Whisper's 30 s window"):
+        md.set_chunk_length(w, 0)
+
+
 def test_beam_search_and_translation_run(tiny: md.Whisper) -> None:
     utts = mf.read_manifest(str(AUDIO / "english.jsonl"))[:3]
     for settings in (tr.Settings(beam_size=3, batch_size=2, max_new_tokens=3, language="en"),

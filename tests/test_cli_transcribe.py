@@ -141,6 +141,8 @@ def test_model_from_a_pipe_and_from_a_bare_file(tiny_asr: Path, whole: list[str]
     (["--language", "klingon"], "--language: unknown language 'klingon'; use a code such as en, pt, de, zh "
                                 "(see lang_to_id in generation_config.json)"),
     (["--device", "tpu"], "--device: unknown device 'tpu'; use auto, cpu, cuda, cuda:N or mps"),
+    (["--chunk-length", "45"], "--chunk-length: 45 s is outside Whisper's 30 s window; use a whole number of "
+                               "seconds from 1 to 30"),
 ])
 def test_usage_errors(tiny_asr: Path, tmp_path: Path, args: list[str], line: str) -> None:
     r = cli("transcribe", str(tiny_asr), str(MANIFEST), *args, "-o", str(tmp_path / "h.jsonl") if "--resume" not in

@@ -118,6 +118,7 @@ class Whisper:
     multilingual: bool
     languages: dict[str, int]  # "<|pt|>" -> token id; empty for English-only models or without a table
     max_target_positions: int
+    chunk_length: int = 30  # seconds of audio per encoder window (Whisper's own: 30)
     gen_long: Any = None  # the generation config as loaded: long-form generation uses it
     gen_short: Any = None  # the same without suppression lists, which ``suppress`` applies instead
     suppress: Any = None  # an asrmerge.asr.suppress.Suppress
@@ -141,7 +142,7 @@ def _support_files(ckpt: Any, config_dir: Path | None) -> dict[str, bytes]:
 
 
 def load(spec: str, *, config_dir: Path | None = None, device: Any = None, dtype: Any = None,
-         verbose: bool = False) -> Whisper:
+         chunk_length: int = 30, verbose: bool = False) -> Whisper:
     """Open ``spec`` and build a ready-to-generate Whisper model from it.
 
     Args:
@@ -149,6 +150,7 @@ def load(spec: str, *, config_dir: Path | None = None, device: Any = None, dtype
         config_dir: a folder whose config, generation config, processor and tokenizer files to use.
         device: a torch device (default CPU).
         dtype: a torch dtype (default float32).
+        chunk_length: seconds per encoder window (see :func:`set_chunk_length`).
         verbose: let transformers print its warnings.
     Returns:
         The model, its processor, and its language table.
@@ -206,8 +208,46 @@ def load(spec: str, *, config_dir: Path | None = None, device: Any = None, dtype
     multilingual = bool(getattr(gen, "is_multilingual", config.vocab_size >= 51865))
     languages = dict(getattr(gen, "lang_to_id", None) or {}) if multilingual else {}
     short, suppress = split(gen)
-    return Whisper(model, processor, spec, device, dtype, multilingual, languages, int(config.max_target_positions),
-                   gen, short, suppress)
+    w = Whisper(model, processor, spec, device, dtype, multilingual, languages, int(config.max_target_positions),
+                30, gen, short, suppress)
+    if chunk_length != 30:
+        set_chunk_length(w, chunk_length)
+    return w
+
+
+def check_chunk_length(seconds: int) -> None:
+    """Raise :class:`UsageError` unless ``seconds`` is a window Whisper's encoder can have (1 to 30)."""
+    if not 1 <= seconds <= 30:
+        raise UsageError(f"{seconds} s is outside Whisper's 30 s window", subject="--chunk-length",
+                         hint="use a whole number of seconds from 1 to 30")
+
+
+def set_chunk_length(w: Whisper, seconds: int) -> None:
+    """Make ``w``'s encoder window ``seconds`` long instead of Whisper's 30 s.
+
+    The encoder keeps its first ``seconds`` x 50 positional embeddings, and the feature extractor pads to
+    ``seconds``: on short utterances the encoder then does 30 / ``seconds`` times less work. Whisper was
+    trained on 30 s windows only, so the transcripts can change (a little, on speech well inside the window);
+    audio longer than the window is transcribed with long-form generation over windows of this length.
+
+    Raises:
+        UsageError: ``seconds`` is not between 1 and 30.
+    """
+    import torch
+
+    check_chunk_length(seconds)
+    encoder = w.model.model.encoder
+    full = encoder.embed_positions.weight
+    n = full.shape[0] * seconds // 30  # 1500 positions for 30 s: 50 per second
+    encoder.embed_positions = torch.nn.Embedding.from_pretrained(full[:n].detach().clone(), freeze=True)
+    for config in {id(c): c for c in (w.model.config, encoder.config)}.values():
+        config.max_source_positions = n
+    encoder.max_source_positions = n
+    fe = w.processor.feature_extractor
+    fe.chunk_length = seconds
+    fe.n_samples = seconds * fe.sampling_rate
+    fe.nb_max_frames = fe.n_samples // fe.hop_length
+    w.chunk_length = seconds
 
 
 def generation_options(w: Whisper, language: str | None, task: str | None) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from asrmerge.asr.model import Whisper, generation_options, quiet_transformers
 from asrmerge.errors import AsrmergeError, UsageError
 from asrmerge.progress import NoProgress, Progress
 
-SHORT = 30 * audio_io.SAMPLE_RATE  # Whisper's window: longer audio needs long-form generation
+SHORT = 30 * audio_io.SAMPLE_RATE  # Whisper's window: longer audio needs long-form generation (see --chunk-length)
 PROMPT_TOKENS = 4  # <|startoftranscript|> <|lang|> <|task|> <|notimestamps|>
 
 
@@ -126,20 +126,21 @@ def _decode(u: Utterance) -> tuple[np.ndarray | None, AsrmergeError | None]:
         return None, e
 
 
-def batches(lengths: list[int], batch_size: int) -> list[list[int]]:
+def batches(lengths: list[int], batch_size: int, short: int = SHORT) -> list[list[int]]:
     """Cut utterances into batches by length.
 
     Args:
         lengths: samples per utterance.
         batch_size: utterances per batch at most.
+        short: samples in one encoder window (30 s unless ``--chunk-length``).
     Returns:
-        Lists of indices into ``lengths``: longest first, never mixing audio up to 30 s with longer audio
-        (which needs long-form generation).
+        Lists of indices into ``lengths``: longest first, never mixing audio that fits one window with longer
+        audio (which needs long-form generation).
     """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     out: list[list[int]] = []
     for i in order:
-        if out and len(out[-1]) < batch_size and (lengths[out[-1][0]] > SHORT) == (lengths[i] > SHORT):
+        if out and len(out[-1]) < batch_size and (lengths[out[-1][0]] > short) == (lengths[i] > short):
             out[-1].append(i)
         else:
             out.append([i])
@@ -162,7 +163,7 @@ def generate(w: Whisper, audios: list[np.ndarray], opts: dict[str, Any], *, fast
     """
     import torch
 
-    long = max(a.shape[0] for a in audios) > SHORT
+    long = max(a.shape[0] for a in audios) > w.chunk_length * audio_io.SAMPLE_RATE
     kw: dict[str, Any] = {"sampling_rate": audio_io.SAMPLE_RATE, "return_tensors": "pt", "return_attention_mask": True}
     if long:
         kw.update(truncation=False, padding="longest")
@@ -230,7 +231,8 @@ def transcribe(w: Whisper, utterances: list[Utterance], settings: Settings, *, p
             hyps: dict[int, str] = {}
             with quiet_transformers(verbose):
                 for lang, order in groups.items():
-                    for batch in batches([ok[i].shape[0] for i in order], settings.batch_size):
+                    for batch in batches([ok[i].shape[0] for i in order], settings.batch_size,
+                                         w.chunk_length * audio_io.SAMPLE_RATE):
                         idx = [order[j] for j in batch]
                         audios = [ok[i] for i in idx]
                         hyps.update(zip(idx, generate(w, audios, by_language[lang]), strict=True))

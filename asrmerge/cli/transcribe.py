@@ -55,7 +55,10 @@ def transcribe(
     dtype: Annotated[common.Dtype | None, typer.Option("--dtype",
                      help="Compute dtype (default: fp16 on CUDA, fp32 on CPU).")] = None,
     max_new_tokens: Annotated[int | None, typer.Option("--max-new-tokens", metavar="N",
-                              help="Tokens generated at most per utterance (per 30 s window).")] = None,
+                              help="Tokens generated at most per utterance (per window).")] = None,
+    chunk_length: Annotated[int, typer.Option("--chunk-length", metavar="SECONDS",
+                            help="Encoder window, 1-30 s: shorter runs short utterances faster; "
+                                 "Whisper's own is 30.")] = 30,
     shard: Annotated[str | None, typer.Option("--shard", metavar="K/N",
                      help="Only shard K of N (K from 1), or 'auto' from Slurm array / torch.distributed variables.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="With -o FILE: keep its records, append the missing ones.")] = False,
@@ -77,6 +80,7 @@ def transcribe(
         if manifest == "-" and sys.stdin.isatty():
             raise UsageError("stdin is a terminal, not a manifest", subject="-",
                              hint="give MANIFEST as a file, or pipe JSON lines in")
+        md.check_chunk_length(chunk_length)
         part = mf.parse_shard(shard)
         items = mf.read_manifest(manifest)
         if resume:
@@ -98,7 +102,7 @@ def transcribe(
                                task=task.value if task else None, beam_size=beam_size,
                                batch_size=batch_size, max_new_tokens=max_new_tokens)
         w = md.load(model, config_dir=config, device=dev, dtype=md.resolve_dtype(dtype.value if dtype else None, dev),
-                    verbose=common.debug_on(debug))
+                    chunk_length=chunk_length, verbose=common.debug_on(debug))
         tr.check_settings(w, settings)
         if on_cpu and not quiet:
             common.warn("transcribe", "no CUDA device: transcribing on CPU (--device cpu silences this)")
