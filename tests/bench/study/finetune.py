@@ -45,7 +45,9 @@ def finetune(base: Path, manifest: Path, out: Path, *, steps: int, batch_size: i
              log=print) -> dict:
     """Train the decoder of ``base`` on ``manifest`` for ``steps`` steps and save the result to ``out``."""
     from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # the study prints its own progress
     torch.manual_seed(seed)
     rng = random.Random(seed)
     rows = read_manifest(manifest)

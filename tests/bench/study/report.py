@@ -63,13 +63,15 @@ def write_report(results: Path, cfg: Any, scores: dict[str, Any], systems: dict[
 
     lines = [f"# The multi-domain merge study ({meta['size']})", "",
              f"Whisper base (multilingual, 74 M parameters), {len(ids)} synthetic Portuguese domains fine-tuned "
-             f"separately ({meta['steps']} steps each, {meta['trained']}), {len(ood)} out-of-domain ones, real "
-             "English speech and multilingual clips; every merge through `asrmerge merge`, lambda chosen per "
-             "algorithm on the in-domain dev sets. WER in %, lower is better.", "",
+             f"separately ({meta['steps']} steps each, {meta['trained']}), {len(ood)} out-of-domain "
+             f"domain{'s' if len(ood) != 1 else ''}, real English speech and multilingual clips; every merge "
+             "through `asrmerge merge`, lambda chosen per algorithm on the in-domain dev sets (default: the "
+             f"algorithm's own). Transcribed by `asrmerge transcribe`: {meta['transcribe']}. WER in %, lower is "
+             "better.", "",
              "| system | lambda | ID | OOD | all-PT | English | multilingual |", "|---|---|---|---|---|---|---|"]
     for name, r in rows.items():
         lam = systems.get(name, {}).get("lam")
-        lam_s = "—" if lam is None else f"{lam:g}"
+        lam_s = f"{lam:g}" if lam is not None else "default" if name in systems else "—"
         lines.append(f"| {name} | {lam_s} | {_pct(r['id'])} | {_pct(r['ood'])} | {_pct(r['pt'])} | "
                      f"{_pct(r['english'])} | {_pct(r['multi'])} |")
     if betas:

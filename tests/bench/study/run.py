@@ -21,9 +21,14 @@ import shlex
 import shutil
 import subprocess
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
 
 from tests.bench.study import data
 from tests.bench.study.report import write_report
@@ -46,6 +51,7 @@ class Config:
     lr: float = 1e-4
     seed: int = 0
     max_new_tokens: int = 40
+    chunk_length: int = 10  # transcribe's encoder window: the window the fine-tunes were trained with
     extra: dict[str, list[str]] = field(default_factory=dict)  # fixed -p options per algorithm
 
 
@@ -63,40 +69,73 @@ def config(full: bool, seed: int) -> Config:
         return Config(data.FULL, steps=30, full_steps=120, algos=ALL_ALGOS,
                       lams={a: lam_grid(a) for a in ALL_ALGOS}, betas=[0.1, 0.3, 0.6, 1.0], seed=seed)
     # smoke: three algorithms, one of them with a lambda sweep (the others at their defaults)
-    return Config(data.SMOKE, steps=10, full_steps=16, algos=["ta", "tsvm", "boosted-tsvm"],
+    return Config(data.SMOKE, steps=10, full_steps=20, algos=["ta", "tsvm", "boosted-tsvm"],
                   lams={"tsvm": [0.8, 1.2]}, betas=[], seed=seed)
 
 
 class Shell:
-    """Runs asrmerge commands as a user would, recording each in commands.sh with its wall time."""
+    """Runs asrmerge commands as a user would, recording each in commands.sh with its wall time.
+
+    :meth:`many` runs independent commands side by side (like ``xargs -P``), each with a share of the cores.
+    """
 
     def __init__(self, log: Path, work: Path) -> None:
         self.log = log
         self.work = work
         self.times: dict[str, float] = {}
+        self.lock = threading.Lock()
         log.write_text("#!/usr/bin/env bash\n# The study's asrmerge pipeline, as run (W is the work folder).\n"
                        f"W={shlex.quote(str(work))}\nset -euo pipefail\n")
 
-    def __call__(self, *args: str, stdout: Path | None = None, step: str = "other") -> str:
+    def _run(self, args: tuple[str, ...], stdout: Path | None, threads: int | None) -> tuple[str, str]:
         cmd = [sys.executable, "-m", "asrmerge", *args]
         shown = " ".join(shlex.quote(a).replace(str(self.work), "$W") for a in ("asrmerge", *args))
-        with self.log.open("a") as f:
+        with self.lock, self.log.open("a") as f:
             f.write(shown + (f" > {shlex.quote(str(stdout)).replace(str(self.work), '$W')}" if stdout else "") + "\n")
-        t0 = time.perf_counter()
         env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
+        if threads:
+            env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
         if stdout is not None:
             with stdout.open("wb") as out:
                 r = subprocess.run(cmd, stdout=out, stderr=subprocess.PIPE, env=env)
         else:
             r = subprocess.run(cmd, capture_output=True, env=env)
-        self.times[step] = self.times.get(step, 0.0) + time.perf_counter() - t0
         if r.returncode != 0:
             raise SystemExit(f"study: `{shown}` failed ({r.returncode}):\n{r.stderr.decode()[-2000:]}")
-        return r.stdout.decode() if stdout is None else ""
+        return shown, r.stdout.decode() if stdout is None else ""
+
+    def __call__(self, *args: str, stdout: Path | None = None, step: str = "other") -> str:
+        t0 = time.perf_counter()
+        shown = " ".join(("asrmerge", *args)).replace(str(self.work), "$W")
+        with CONSOLE.status(f"[bold]{step}[/]  {escape(shown)}"):  # a spinner on a terminal, nothing otherwise
+            _, out = self._run(args, stdout, None)
+        self.times[step] = self.times.get(step, 0.0) + time.perf_counter() - t0
+        return out
+
+    def many(self, commands: list[tuple[str, ...]], *, step: str) -> None:
+        """Run independent commands, ``jobs`` at a time with ``cores / jobs`` threads each.
+
+        On a few cores this beats one multi-threaded process after another: each process's start-up
+        (imports, model load) is single-threaded, and Whisper's small matrix products scale poorly.
+        """
+        if not commands:
+            return
+        cores = os.cpu_count() or 1
+        jobs = max(1, min(4, cores, len(commands)))
+        t0 = time.perf_counter()
+        with CONSOLE.status(f"[bold]{step}[/]  {len(commands)} commands, {jobs} at a time") as status, \
+                ThreadPoolExecutor(jobs) as pool:
+            for done, _ in enumerate(pool.map(lambda a: self._run(a, None, max(1, cores // jobs)), commands), 1):
+                status.update(f"[bold]{step}[/]  {done} of {len(commands)} done, {jobs} at a time")
+        self.times[step] = self.times.get(step, 0.0) + time.perf_counter() - t0
+
+
+CONSOLE = Console(stderr=True, highlight=False)
 
 
 def say(msg: str) -> None:
-    print(f"[study {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+    """A progress line on stderr: the time and what the study does next."""
+    CONSOLE.print(f"[dim]\\[study {time.strftime('%H:%M:%S')}][/] {escape(msg)}", soft_wrap=True)
 
 
 def finetunes(cfg: Config, base: Path, manifests: dict[str, Path], cache: Path) -> dict[str, Path]:
@@ -124,15 +163,23 @@ def finetunes(cfg: Config, base: Path, manifests: dict[str, Path], cache: Path) 
     return out
 
 
-def transcribe(sh: Shell, model: Path, manifest: Path, out: Path, cfg: Config, *, language: str | None) -> Path:
-    if out.is_file() and out.stat().st_size > 0:
-        return out
-    args = ["transcribe", str(model), str(manifest), "-o", str(out.with_suffix(".tmp")), "--batch-size", "16",
-            "--max-new-tokens", str(cfg.max_new_tokens), "-q"]
-    args += ["--language", language] if language else ["--language-field", "language", "--language", "pt"]
-    sh(*args, step="transcribe")
-    os.replace(out.with_suffix(".tmp"), out)
-    return out
+def transcribe_all(sh: Shell, jobs: list[tuple[Path, Path, Path, str | None]], cfg: Config) -> None:
+    """Transcribe (model, manifest, output, language) jobs side by side; outputs already there are kept.
+
+    ``language`` None: each record's ``language`` field (Portuguese where it has none). Each output is written
+    to a temporary name and renamed when complete, so an interrupted study resumes where it stopped.
+    """
+    todo = []
+    for model, manifest, out, language in jobs:
+        if out.is_file() and out.stat().st_size > 0:
+            continue
+        args = ("transcribe", str(model), str(manifest), "-o", str(out.with_suffix(".tmp")), "--batch-size", "16",
+                "--max-new-tokens", str(cfg.max_new_tokens), "--chunk-length", str(cfg.chunk_length), "-q",
+                *(("--language", language) if language else ("--language-field", "language", "--language", "pt")))
+        todo.append((args, out))
+    sh.many([a for a, _ in todo], step="transcribe")
+    for _, out in todo:
+        os.replace(out.with_suffix(".tmp"), out)
 
 
 def split_by_set(hyp: Path) -> dict[str, Path]:
@@ -174,11 +221,9 @@ def choose_lam(sh: Shell, cfg: Config, algo: str, base: Path, tvs: list[Path], w
     if not done:
         sh("merge", "--algo", algo, "--base", str(base), *map(str, tvs), *extra, "-p",
            "lam=" + ",".join(_fmt(v) for v in grid), "-o", f"{template}/", "-q", step="merge")
-    dev = {}
-    for v in grid:
-        model = Path(str(template).format(lam=_fmt(v)))
-        hyp = transcribe(sh, model, manifests["dev"], work / "hyp" / f"dev-{algo}-{_fmt(v)}.jsonl", cfg, language="pt")
-        dev[_fmt(v)] = wer(sh, [hyp])["macro"]["wer"]
+    hyps = {_fmt(v): work / "hyp" / f"dev-{algo}-{_fmt(v)}.jsonl" for v in grid}
+    transcribe_all(sh, [(Path(str(template).format(lam=k)), manifests["dev"], h, "pt") for k, h in hyps.items()], cfg)
+    dev = {k: wer(sh, [h])["macro"]["wer"] for k, h in hyps.items()}
     best = min(grid, key=lambda v: dev[_fmt(v)])
     chosen = Path(str(template).format(lam=_fmt(best)))
     for v in grid:
@@ -262,16 +307,19 @@ def main(argv: list[str] | None = None) -> None:
     evals = {"zero-shot": base, "full-ft": fts["full-ft"], **{k: v["model"] for k, v in systems.items()}}
     combined = work / "data" / "eval.jsonl"
     combined.write_text("".join(manifests[k].read_text() for k in ("test", "english", "multi")))
-    hyps: dict[str, dict[str, Path]] = {}
+    jobs, outs = [], {}
     for name, model in evals.items():
-        tag = name.replace(" ", "_").replace("=", "")
-        out = transcribe(sh, model, combined, work / "hyp" / f"eval-{tag}.jsonl", cfg, language=None)
-        hyps[name] = split_by_set(out)
+        outs[name] = work / "hyp" / f"eval-{name.replace(' ', '_').replace('=', '')}.jsonl"
+        jobs.append((model, combined, outs[name], None))
+    own = {}
     for d in cfg.size.domains:  # each ID-FT on its own domain only
-        own = work / "data" / f"test-{d}.jsonl"
-        own.write_text("".join(line + "\n" for line in manifests["test"].read_text().splitlines() if f'"domain": "{d}"' in line))
-        hyps.setdefault("id-ft", {})[d] = transcribe(sh, fts[d], own, work / "hyp" / f"test-idft-{d}.jsonl", cfg,
-                                                     language="pt")
+        own[d] = work / "data" / f"test-{d}.jsonl"
+        own[d].write_text("".join(line + "\n" for line in manifests["test"].read_text().splitlines()
+                                  if json.loads(line)["domain"] == d))
+        jobs.append((fts[d], own[d], work / "hyp" / f"test-idft-{d}.jsonl", "pt"))
+    transcribe_all(sh, jobs, cfg)
+    hyps: dict[str, dict[str, Path]] = {name: split_by_set(out) for name, out in outs.items()}
+    hyps["id-ft"] = {d: work / "hyp" / f"test-idft-{d}.jsonl" for d in cfg.size.domains}
 
     say("score")
     scores: dict[str, dict] = {}
@@ -294,7 +342,8 @@ def main(argv: list[str] | None = None) -> None:
         "size": cfg.size.name, "seed": cfg.seed, "steps": cfg.steps, "full_steps": cfg.full_steps, "lr": cfg.lr,
         "batch_size": cfg.batch_size, "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, "
         f"{platform.python_version()}", "commit": _commit(), "date": time.strftime("%Y-%m-%d %H:%M"),
-        "times": times, "best": best, "trained": "decoder without embed_tokens (encoder frozen, 10 s window)",
+        "times": times, "best": best, "transcribe": f"greedy, a {cfg.chunk_length} s encoder window (the "
+        f"fine-tunes' training window), at most {cfg.max_new_tokens} new tokens, each utterance in its language", "trained": "decoder without embed_tokens (encoder frozen, 10 s window)",
         "finetunes": {k: json.loads((v / "finetune.json").read_text()) for k, v in fts.items()},
     }
     write_report(results, cfg, scores, systems, compare, meta, hyps)
