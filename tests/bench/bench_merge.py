@@ -166,8 +166,15 @@ def svd_seconds(m: int, n: int, device: str) -> float:
     return _RATE[key]
 
 
+def startup() -> float:
+    """Seconds a merge process spends before its first tensor: Python, torch and asrmerge's imports (best of 3)."""
+    cmd = [sys.executable, "-c", "import torch, safetensors, asrmerge.merge.api, asrmerge.cli.main"]
+    return min(measure(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)}).wall_s for _ in range(3))
+
+
 def run(shapes: list[str], tasks: list[int], algos: list[str], device: str, with_peers: bool) -> list[dict]:
     rows = []
+    start = startup()
     for shape in shapes:
         base = base_model(shape, CACHE)
         for T in tasks:
@@ -179,8 +186,10 @@ def run(shapes: list[str], tasks: list[int], algos: list[str], device: str, with
                 say(f"{shape} T={T} {algo}")
                 mine = work / f"ours-{algo}.safetensors"
                 params = PEERS[algo][5] if algo in PEERS else []
-                r = {"shape": shape, "T": T, "algo": algo, "ours": ours(algo, base, fts, mine, params, device)}
+                r = {"shape": shape, "T": T, "algo": algo, "ours": ours(algo, base, fts, mine, params, device),
+                     "startup": start}
                 out_bytes = mine.stat().st_size
+                r["out_mib"] = out_bytes / 2**20
                 if algo in SVD_FAMILY:
                     r["floor"] = svd_floor(algo, base, T, device)
                     r["floor_kind"] = "svd"
@@ -201,7 +210,8 @@ def run(shapes: list[str], tasks: list[int], algos: list[str], device: str, with
 
 def table(rows: list[dict], device: str) -> str:
     lines = ["| shape | T | algorithm | asrmerge s | peak RSS MiB | peer | peer s | peer RSS MiB | speed-up | "
-             "floor s | x floor | max rel. diff |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "floor s | x floor | x floor after start-up | max rel. diff |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         o, p = r["ours"], r.get("peer")
         ratio = f"{p['wall'] / o['wall']:.2f}x" if p else "—"
@@ -209,8 +219,57 @@ def table(rows: list[dict], device: str) -> str:
         lines.append(f"| {r['shape']} | {r['T']} | {r['algo']} | {o['wall']:.1f} | {o['rss']:.0f} | "
                      f"{r.get('peer_name', '—')} | {p['wall']:.1f} | {p['rss']:.0f} | {ratio} | " if p else
                      f"| {r['shape']} | {r['T']} | {r['algo']} | {o['wall']:.1f} | {o['rss']:.0f} | — | — | — | — | ")
-        lines[-1] += f"{r['floor']:.1f} ({r['floor_kind']}) | {o['wall'] / r['floor']:.2f} | {diff} |"
+        lines[-1] += (f"{r['floor']:.1f} ({r['floor_kind']}) | {o['wall'] / r['floor']:.2f} | "
+                      f"{(o['wall'] - r['startup']) / r['floor']:.2f} | {diff} |")
     return "\n".join(lines)
+
+
+ELEMENTWISE = {"soup", "ta", "ties", "dare-ties", "model-stock", "karcher", "multislerp", "sce"}
+
+
+def goals(rows: list[dict]) -> str:
+    """The issue's goals, measured on these rows (the closing note quotes them)."""
+    out = ["", "## Goals, as measured in this run", ""]
+    if not rows:
+        return ""
+    over = max(r["ours"]["rss"] - r["out_mib"] for r in rows)
+    flat = []
+    for algo in dict.fromkeys(r["algo"] for r in rows):
+        for shape in dict.fromkeys(r["shape"] for r in rows):
+            rss = [r["ours"]["rss"] for r in rows if r["algo"] == algo and r["shape"] == shape]
+            if len(rss) > 1:
+                flat.append(max(rss) - min(rss))
+    fb = [(r["T"], r["peer"]["rss"]) for r in rows if r.get("peer_name") == "fusion_bench" and r["shape"] == rows[0]["shape"]]
+    out.append(f"1. **Memory**: peak RSS is at most the output's size + {over:.0f} MiB over every row"
+               + (f"; across T it varies by at most {max(flat):.0f} MiB per algorithm and shape" if flat else "")
+               + (". FusionBench: " + ", ".join(f"T={t} {m:.0f} MiB" for t, m in fb) if fb else "") + ".")
+    ew = [r for r in rows if r["algo"] in ELEMENTWISE]
+    if ew:
+        worst = max(ew, key=lambda r: r["ours"]["wall"] / r["floor"])
+        net = max(ew, key=lambda r: (r["ours"]["wall"] - r["startup"]) / r["floor"])
+        mk = [r for r in ew if r.get("peer_name") == "mergekit"]
+        line = (f"2. **Element-wise**: at most {worst['ours']['wall'] / worst['floor']:.2f}x the read+write floor "
+                f"({worst['algo']}, {worst['shape']} T={worst['T']}), and at most "
+                f"{(net['ours']['wall'] - net['startup']) / net['floor']:.2f}x once the process start-up "
+                f"({net['startup']:.1f} s: Python, torch, asrmerge imports; the floor has none) is left out "
+                f"({net['algo']}, {net['shape']} T={net['T']})")
+        if mk:
+            slow = min(mk, key=lambda r: r["peer"]["wall"] / r["ours"]["wall"])
+            line += (f"; against mergekit {min(r['peer']['wall'] / r['ours']['wall'] for r in mk):.2f}x to "
+                     f"{max(r['peer']['wall'] / r['ours']['wall'] for r in mk):.2f}x faster (slowest margin: "
+                     f"{slow['algo']} T={slow['T']})")
+        out.append(line + ".")
+    sv = [r for r in rows if r["algo"] in SVD_FAMILY]
+    if sv:
+        fbr = [r for r in sv if r.get("peer_name") == "fusion_bench"]
+        line = (f"3. **SVD family**: {min(r['ours']['wall'] / r['floor'] for r in sv):.2f}x to "
+                f"{max(r['ours']['wall'] / r['floor'] for r in sv):.2f}x the SVD floor")
+        if fbr:
+            line += (f"; against FusionBench {min(r['peer']['wall'] / r['ours']['wall'] for r in fbr):.2f}x to "
+                     f"{max(r['peer']['wall'] / r['ours']['wall'] for r in fbr):.2f}x faster, outputs within "
+                     f"{max(r['diff'] for r in fbr):.1e} (relative, max over tensors)")
+        out.append(line + ".")
+    return "\n".join(out) + "\n"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -234,8 +293,8 @@ def main(argv: list[str] | None = None) -> None:
             f"Run: `python -m tests.bench.bench_merge {' '.join(argv or sys.argv[1:])}` ({(time.time() - t0) / 60:.0f} min).",
             "", "Wall time includes process start and imports on both sides; peak RSS is the process's. "
             "Floors: io = read every input once + write the output once (page cache warm); svd = the "
-            "decompositions the algorithm needs at this machine's measured SVD throughput.", ""]
-    text = "\n".join(head) + table(rows, a.device) + "\n"
+            "decompositions the algorithm needs at this machine's measured SVD throughput.", "", ""]
+    text = "\n".join(head) + table(rows, a.device) + "\n" + goals(rows)
     a.out.write_text(text)
     (a.out.with_suffix(".json")).write_text(json.dumps(rows, indent=2))
     print(text)
