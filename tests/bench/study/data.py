@@ -138,8 +138,8 @@ def build_english(root: Path, size: Size) -> Path:
             shutil.copy(ALSA / f"{stem}.wav", folder / f"alsa-{stem}.wav")
             rows.append({"id": f"alsa-{stem}", "audio": f"audio/english/alsa-{stem}.wav", "text": text,
                          "set": "en", "domain": "english", "language": "en"})
-    beckett = _moonshine_beckett(folder)
-    if beckett is not None:
+    beckett = None if size.english and len(rows) >= size.english else _moonshine_beckett(folder)
+    if beckett is not None:  # the smoke size has enough without it (and needs no download)
         rows.append({"id": "beckett", "audio": str(beckett.relative_to(root)), "text": BECKETT, "set": "en",
                      "domain": "english", "language": "en"})
     if size.english:
