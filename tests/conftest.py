@@ -15,6 +15,21 @@ ROOT = Path(__file__).resolve().parent.parent
 AUDIO = ROOT / "tests" / "data" / "audio"
 
 
+def read_pty(master: int) -> str:
+    """Everything written to a pseudo-terminal until its other side is closed, decoded; closes ``master``."""
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:  # EIO: the writer has gone
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(master)
+    return b"".join(chunks).decode(errors="replace")
+
+
 def cli(*args: str, input: bytes | None = None, cwd: Path | None = None, env: dict[str, str] | None = None,
         timeout: float = 600) -> subprocess.CompletedProcess[bytes]:
     """Run ``python -m asrmerge ARGS`` from this checkout in a real process, with real pipes."""

@@ -14,7 +14,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from tests.conftest import ROOT, cli
+from tests.conftest import ROOT, cli, read_pty
 from tests.factory import tensors
 
 
@@ -79,18 +79,9 @@ def run_on_terminal(args: list[str]) -> str:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200", "NO_COLOR": "1"}
     p = subprocess.Popen([sys.executable, "-m", "asrmerge", *args], stdout=slave, stderr=subprocess.PIPE, env=env)
     os.close(slave)
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
+    err = read_pty(master)
     p.wait(timeout=120)
-    os.close(master)
-    return b"".join(chunks).decode(errors="replace")
+    return err
 
 
 def test_refuses_to_write_a_checkpoint_to_a_terminal(tiny_base: Path, tiny_fts: list[Path]) -> None:

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from asrmerge.io.jsonl import dumps
-from tests.conftest import AUDIO, ROOT, cli
+from tests.conftest import AUDIO, ROOT, cli, read_pty
 
 MANIFEST = AUDIO / "english.jsonl"
 FAST = ["--batch-size", "1", "--max-new-tokens", "2", "--language", "en"]
@@ -171,20 +171,10 @@ def test_on_a_terminal_progress_shows_speed_and_rtf(tiny_asr: Path) -> None:
     assert p.stdin is not None
     p.stdin.write(MANIFEST.read_bytes())
     p.stdin.close()
-    chunks = []
-    while True:
-        try:
-            data = os.read(master, 65536)
-        except OSError:
-            break
-        if not data:
-            break
-        chunks.append(data)
+    err = read_pty(master)
     assert p.stdout is not None
     out = p.stdout.read()
     p.wait(timeout=300)
-    os.close(master)
-    err = b"".join(chunks).decode(errors="replace")
     assert p.returncode == 0 and len(out.splitlines()) == 6
     assert "transcribe" in err and "utt/s, RTF" in err and "6/6" in err
     if not torch.cuda.is_available():

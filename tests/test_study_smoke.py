@@ -94,4 +94,5 @@ def test_the_lambda_sweep_picked_the_best_dev_value(study: dict[str, Any]) -> No
     chosen = json.loads((study["work"] / "merged" / "tsvm.chosen.json").read_text())
     assert set(chosen["dev"]) == {"0.8", "1.2"}
     assert chosen["dev"][f"{chosen['lam']:g}"] == min(chosen["dev"].values())
-    assert study["table"]["rows"]["tsvm"] is not None
+    kept = {p.name for p in (study["work"] / "merged").glob("tsvm-lam*")}
+    assert kept == {f"tsvm-lam{chosen['lam']:g}"}  # the other lambda's model is removed once chosen

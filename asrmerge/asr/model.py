@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from asrmerge.asr.audio import SAMPLE_RATE
 from asrmerge.errors import InputError, UsageError
 
 DTYPES = ("fp32", "fp16", "bf16")
@@ -123,6 +124,11 @@ class Whisper:
     gen_short: Any = None  # the same without suppression lists, which ``suppress`` applies instead
     suppress: Any = None  # an asrmerge.asr.suppress.Suppress
 
+    @property
+    def window_samples(self) -> int:
+        """Samples of 16 kHz audio in one encoder window: longer audio needs long-form generation."""
+        return self.chunk_length * SAMPLE_RATE
+
 
 def _support_files(ckpt: Any, config_dir: Path | None) -> dict[str, bytes]:
     from asrmerge.io.hf_files import SUPPORT_FILES
@@ -222,13 +228,12 @@ def check_chunk_length(seconds: int) -> None:
                          hint="use a whole number of seconds from 1 to 30")
 
 
-def set_chunk_length(w: Whisper, seconds: int) -> None:
-    """Make ``w``'s encoder window ``seconds`` long instead of Whisper's 30 s.
+def shorten_encoder(model: Any, seconds: int) -> None:
+    """Cut a transformers Whisper model's encoder window from 30 s to ``seconds``.
 
-    The encoder keeps its first ``seconds`` x 50 positional embeddings, and the feature extractor pads to
-    ``seconds``: on short utterances the encoder then does 30 / ``seconds`` times less work. Whisper was
-    trained on 30 s windows only, so the transcripts can change (a little, on speech well inside the window);
-    audio longer than the window is transcribed with long-form generation over windows of this length.
+    The encoder keeps its first ``seconds`` x 50 positional embeddings (1500 for 30 s), and the configs say
+    so, so that it accepts ``seconds`` of features. Used by :func:`set_chunk_length`, and by the study's
+    fine-tuning, which caches encoder outputs over the same window.
 
     Raises:
         UsageError: ``seconds`` is not between 1 and 30.
@@ -236,13 +241,25 @@ def set_chunk_length(w: Whisper, seconds: int) -> None:
     import torch
 
     check_chunk_length(seconds)
-    encoder = w.model.model.encoder
+    encoder = model.model.encoder
     full = encoder.embed_positions.weight
-    n = full.shape[0] * seconds // 30  # 1500 positions for 30 s: 50 per second
+    n = full.shape[0] * seconds // 30
     encoder.embed_positions = torch.nn.Embedding.from_pretrained(full[:n].detach().clone(), freeze=True)
-    for config in {id(c): c for c in (w.model.config, encoder.config)}.values():
-        config.max_source_positions = n
-    encoder.max_source_positions = n
+    model.config.max_source_positions = encoder.config.max_source_positions = encoder.max_source_positions = n
+
+
+def set_chunk_length(w: Whisper, seconds: int) -> None:
+    """Make ``w``'s encoder window ``seconds`` long instead of Whisper's 30 s.
+
+    The encoder is shortened (:func:`shorten_encoder`) and the feature extractor pads to ``seconds``: on
+    short utterances the encoder then does 30 / ``seconds`` times less work. Whisper was trained on 30 s
+    windows only, so the transcripts can change; audio longer than the window is transcribed with long-form
+    generation over windows of this length.
+
+    Raises:
+        UsageError: ``seconds`` is not between 1 and 30.
+    """
+    shorten_encoder(w.model, seconds)
     fe = w.processor.feature_extractor
     fe.chunk_length = seconds
     fe.n_samples = seconds * fe.sampling_rate

@@ -163,7 +163,7 @@ def generate(w: Whisper, audios: list[np.ndarray], opts: dict[str, Any], *, fast
     """
     import torch
 
-    long = max(a.shape[0] for a in audios) > w.chunk_length * audio_io.SAMPLE_RATE
+    long = max(a.shape[0] for a in audios) > w.window_samples
     kw: dict[str, Any] = {"sampling_rate": audio_io.SAMPLE_RATE, "return_tensors": "pt", "return_attention_mask": True}
     if long:
         kw.update(truncation=False, padding="longest")
@@ -231,8 +231,7 @@ def transcribe(w: Whisper, utterances: list[Utterance], settings: Settings, *, p
             hyps: dict[int, str] = {}
             with quiet_transformers(verbose):
                 for lang, order in groups.items():
-                    for batch in batches([ok[i].shape[0] for i in order], settings.batch_size,
-                                         w.chunk_length * audio_io.SAMPLE_RATE):
+                    for batch in batches([ok[i].shape[0] for i in order], settings.batch_size, w.window_samples):
                         idx = [order[j] for j in batch]
                         audios = [ok[i] for i in idx]
                         hyps.update(zip(idx, generate(w, audios, by_language[lang]), strict=True))

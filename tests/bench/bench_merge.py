@@ -224,9 +224,6 @@ def table(rows: list[dict], device: str) -> str:
     return "\n".join(lines)
 
 
-ELEMENTWISE = {"soup", "ta", "ties", "dare-ties", "model-stock", "karcher", "multislerp", "sce"}
-
-
 def goals(rows: list[dict]) -> str:
     """The issue's goals, measured on these rows (the closing note quotes them)."""
     out = ["", "## Goals, as measured in this run", ""]
@@ -243,7 +240,7 @@ def goals(rows: list[dict]) -> str:
     out.append(f"1. **Memory**: peak RSS is at most the output's size + {over:.0f} MiB over every row"
                + (f"; across T it varies by at most {max(flat):.0f} MiB per algorithm and shape" if flat else "")
                + (". FusionBench: " + ", ".join(f"T={t} {m:.0f} MiB" for t, m in fb) if fb else "") + ".")
-    ew = [r for r in rows if r["algo"] in ELEMENTWISE]
+    ew = [r for r in rows if r["algo"] not in SVD_FAMILY]
     if ew:
         worst = max(ew, key=lambda r: r["ours"]["wall"] / r["floor"])
         net = max(ew, key=lambda r: (r["ours"]["wall"] - r["startup"]) / r["floor"])

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -97,9 +99,6 @@ def measure(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | No
     the same way. After ``timeout`` seconds the command's whole process group is killed and
     :class:`PeerRunError` is raised.
     """
-    import signal
-    import sys
-
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
             tempfile.TemporaryDirectory(prefix="measure-") as tmp:
         report = Path(tmp) / "rusage.json"

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from asrmerge.asr.model import shorten_encoder
+
 SR = 16000
 
 
@@ -41,7 +43,7 @@ def read_manifest(path: Path) -> list[dict]:
 
 
 def finetune(base: Path, manifest: Path, out: Path, *, steps: int, batch_size: int = 8, lr: float = 1e-4,
-             seed: int = 0, language: str | None = None, window: float = 10.0, train_embed: bool = False,
+             seed: int = 0, language: str | None = None, window: int = 10, train_embed: bool = False,
              log=print) -> dict:
     """Train the decoder of ``base`` on ``manifest`` for ``steps`` steps and save the result to ``out``."""
     from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperTokenizer
@@ -53,20 +55,19 @@ def finetune(base: Path, manifest: Path, out: Path, *, steps: int, batch_size: i
     rows = read_manifest(manifest)
     tok = WhisperTokenizer.from_pretrained(base)
     tok.set_prefix_tokens(language=language, task="transcribe", predict_timestamps=False)
-    n_pos = int(window * 50)
-    fe = WhisperFeatureExtractor.from_pretrained(base, chunk_length=int(window))
+    fe = WhisperFeatureExtractor.from_pretrained(base, chunk_length=window)
     model = WhisperForConditionalGeneration.from_pretrained(base, dtype=torch.float32)
     enc = model.model.encoder
     full_pos = enc.embed_positions
-    enc.embed_positions = torch.nn.Embedding.from_pretrained(full_pos.weight.data[:n_pos].clone())
-    enc.config.max_source_positions = n_pos
+    shorten_encoder(model, window)  # what `asrmerge transcribe --chunk-length` does
     enc.eval()
     t0 = time.time()
     with torch.no_grad():
         feats = fe([load_audio(Path(r["audio"])).numpy() for r in rows], sampling_rate=SR, return_tensors="pt").input_features
         hidden = torch.cat([enc(feats[i:i + 16]).last_hidden_state for i in range(0, len(rows), 16)])
-    enc.embed_positions = full_pos
-    enc.config.max_source_positions = full_pos.num_embeddings
+    enc.embed_positions = full_pos  # saved with Whisper's full window
+    model.config.max_source_positions = enc.config.max_source_positions = enc.max_source_positions = \
+        full_pos.num_embeddings
     labels = [tok(r["text"]).input_ids for r in rows]
     start = model.config.decoder_start_token_id
     dec = model.model.decoder
@@ -117,7 +118,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--language", default=None)
-    ap.add_argument("--window", type=float, default=10.0)
+    ap.add_argument("--window", type=int, default=10)
     ap.add_argument("--train-embed", action="store_true")
     ap.add_argument("-o", "--output", type=Path, required=True)
     a = ap.parse_args()

@@ -51,7 +51,7 @@ class Config:
     lr: float = 1e-4
     seed: int = 0
     max_new_tokens: int = 40
-    chunk_length: int = 10  # transcribe's encoder window: the window the fine-tunes were trained with
+    window: int = 10  # seconds of encoder window: fine-tuning caches encoder outputs over it, transcribe uses it
     extra: dict[str, list[str]] = field(default_factory=dict)  # fixed -p options per algorithm
 
 
@@ -87,9 +87,13 @@ class Shell:
         log.write_text("#!/usr/bin/env bash\n# The study's asrmerge pipeline, as run (W is the work folder).\n"
                        f"W={shlex.quote(str(work))}\nset -euo pipefail\n")
 
-    def _run(self, args: tuple[str, ...], stdout: Path | None, threads: int | None) -> tuple[str, str]:
+    def show(self, args: tuple[str, ...]) -> str:
+        """The command as commands.sh records it (the work folder as $W)."""
+        return " ".join(shlex.quote(a).replace(str(self.work), "$W") for a in ("asrmerge", *args))
+
+    def _run(self, args: tuple[str, ...], stdout: Path | None, threads: int | None) -> str:
         cmd = [sys.executable, "-m", "asrmerge", *args]
-        shown = " ".join(shlex.quote(a).replace(str(self.work), "$W") for a in ("asrmerge", *args))
+        shown = self.show(args)
         with self.lock, self.log.open("a") as f:
             f.write(shown + (f" > {shlex.quote(str(stdout)).replace(str(self.work), '$W')}" if stdout else "") + "\n")
         env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
@@ -102,13 +106,12 @@ class Shell:
             r = subprocess.run(cmd, capture_output=True, env=env)
         if r.returncode != 0:
             raise SystemExit(f"study: `{shown}` failed ({r.returncode}):\n{r.stderr.decode()[-2000:]}")
-        return shown, r.stdout.decode() if stdout is None else ""
+        return r.stdout.decode() if stdout is None else ""
 
     def __call__(self, *args: str, stdout: Path | None = None, step: str = "other") -> str:
         t0 = time.perf_counter()
-        shown = " ".join(("asrmerge", *args)).replace(str(self.work), "$W")
-        with CONSOLE.status(f"[bold]{step}[/]  {escape(shown)}"):  # a spinner on a terminal, nothing otherwise
-            _, out = self._run(args, stdout, None)
+        with CONSOLE.status(f"[bold]{step}[/]  {escape(self.show(args))}"):  # a spinner on a terminal only
+            out = self._run(args, stdout, None)
         self.times[step] = self.times.get(step, 0.0) + time.perf_counter() - t0
         return out
 
@@ -148,7 +151,7 @@ def finetunes(cfg: Config, base: Path, manifests: dict[str, Path], cache: Path) 
     jobs = [(d, [r for r in rows if r["domain"] == d], cfg.steps) for d in cfg.size.domains]
     jobs.append(("full-ft", rows, cfg.full_steps))
     for name, subset, steps in jobs:
-        key = hashlib.sha256(json.dumps([code, name, subset, steps, cfg.batch_size, cfg.lr, cfg.seed,
+        key = hashlib.sha256(json.dumps([code, name, subset, steps, cfg.batch_size, cfg.lr, cfg.seed, cfg.window,
                                          (base / "model.safetensors").stat().st_size]).encode()).hexdigest()[:16]
         folder = cache / f"{name}-{key}"
         if not (folder / "model.safetensors").is_file():
@@ -156,7 +159,7 @@ def finetunes(cfg: Config, base: Path, manifests: dict[str, Path], cache: Path) 
             tmp_manifest = manifests["train"].parent / f"train-{name}.jsonl"
             tmp_manifest.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in subset))
             info = finetune(base, tmp_manifest, folder.with_suffix(".tmp"), steps=steps, batch_size=cfg.batch_size,
-                            lr=cfg.lr, seed=cfg.seed, language="pt", log=None)
+                            lr=cfg.lr, seed=cfg.seed, language="pt", window=cfg.window, log=None)
             (folder.with_suffix(".tmp") / "finetune.json").write_text(json.dumps(info, indent=2))
             os.replace(folder.with_suffix(".tmp"), folder)
         out[name] = folder
@@ -174,7 +177,7 @@ def transcribe_all(sh: Shell, jobs: list[tuple[Path, Path, Path, str | None]], c
         if out.is_file() and out.stat().st_size > 0:
             continue
         args = ("transcribe", str(model), str(manifest), "-o", str(out.with_suffix(".tmp")), "--batch-size", "16",
-                "--max-new-tokens", str(cfg.max_new_tokens), "--chunk-length", str(cfg.chunk_length), "-q",
+                "--max-new-tokens", str(cfg.max_new_tokens), "--chunk-length", str(cfg.window), "-q",
                 *(("--language", language) if language else ("--language-field", "language", "--language", "pt")))
         todo.append((args, out))
     sh.many([a for a, _ in todo], step="transcribe")
@@ -241,7 +244,7 @@ def _fmt(v: float) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--full", action="store_true", help="the full study (about an hour on 2 cores)")
+    ap.add_argument("--full", action="store_true", help="the full study (about 40 minutes on 2 cores)")
     ap.add_argument("--work", type=Path, default=None, help="work folder (default ~/.cache/asrmerge/study/SIZE)")
     ap.add_argument("--results", type=Path, default=None,
                     help="results folder (default: tests/bench/results/study for --full, WORK/results otherwise)")
@@ -311,12 +314,11 @@ def main(argv: list[str] | None = None) -> None:
     for name, model in evals.items():
         outs[name] = work / "hyp" / f"eval-{name.replace(' ', '_').replace('=', '')}.jsonl"
         jobs.append((model, combined, outs[name], None))
-    own = {}
     for d in cfg.size.domains:  # each ID-FT on its own domain only
-        own[d] = work / "data" / f"test-{d}.jsonl"
-        own[d].write_text("".join(line + "\n" for line in manifests["test"].read_text().splitlines()
-                                  if json.loads(line)["domain"] == d))
-        jobs.append((fts[d], own[d], work / "hyp" / f"test-idft-{d}.jsonl", "pt"))
+        own = work / "data" / f"test-{d}.jsonl"
+        own.write_text("".join(line + "\n" for line in manifests["test"].read_text().splitlines()
+                               if json.loads(line)["domain"] == d))
+        jobs.append((fts[d], own, work / "hyp" / f"test-idft-{d}.jsonl", "pt"))
     transcribe_all(sh, jobs, cfg)
     hyps: dict[str, dict[str, Path]] = {name: split_by_set(out) for name, out in outs.items()}
     hyps["id-ft"] = {d: work / "hyp" / f"test-idft-{d}.jsonl" for d in cfg.size.domains}
@@ -342,8 +344,10 @@ def main(argv: list[str] | None = None) -> None:
         "size": cfg.size.name, "seed": cfg.seed, "steps": cfg.steps, "full_steps": cfg.full_steps, "lr": cfg.lr,
         "batch_size": cfg.batch_size, "machine": f"{platform.machine()}, {os.cpu_count()} CPU cores, "
         f"{platform.python_version()}", "commit": _commit(), "date": time.strftime("%Y-%m-%d %H:%M"),
-        "times": times, "best": best, "transcribe": f"greedy, a {cfg.chunk_length} s encoder window (the "
-        f"fine-tunes' training window), at most {cfg.max_new_tokens} new tokens, each utterance in its language", "trained": "decoder without embed_tokens (encoder frozen, 10 s window)",
+        "times": times, "best": best,
+        "transcribe": f"greedy, a {cfg.window} s encoder window (the fine-tunes' training window), at most "
+                      f"{cfg.max_new_tokens} new tokens, each utterance in its language",
+        "trained": f"decoder without embed_tokens (encoder frozen, {cfg.window} s window)",
         "finetunes": {k: json.loads((v / "finetune.json").read_text()) for k, v in fts.items()},
     }
     write_report(results, cfg, scores, systems, compare, meta, hyps)
