@@ -20,13 +20,14 @@ import platform
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 
 from tests.bench.inputs import base_model, finetunes
-from tests.peers.run import fusion_bench_job, measure, mergekit_job, run_peer
+from tests.peers.run import PeerRunError, fusion_bench_job, measure, mergekit_job, run_peer
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache" / "bench"
@@ -74,13 +75,18 @@ def ours(algo: str, base: Path, fts: list[Path], out: Path, params: list[str], d
 
 
 def peer(algo: str, base: Path, fts: list[Path], out: Path, work: Path) -> dict:
+    """The peer's run of ``algo``: wall time, peak RSS, import and job seconds; or, when the peer fails,
+    ``error``: the last line of its traceback (the row is kept, marked as failed)."""
     name, method, params, use_base, weighted, _ = PEERS[algo]
     if name == "mergekit":
         job = mergekit_job(method, base=base if use_base else None, inputs=fts, out=out, workdir=work, params=params,
                            weights=[1.0] * len(fts) if weighted else None, options=["--random-seed", "0"])
     else:
         job = fusion_bench_job(method, base=base, inputs=fts, out=out, exclude_keys=exclude_keys(base), **params)
-    run = run_peer(name, [job], timeout=7200).check()
+    try:
+        run = run_peer(name, [job], timeout=7200).check()
+    except PeerRunError as e:
+        return {"error": str(e).strip().splitlines()[-1][:160]}
     return {"wall": run.wall_s, "rss": run.peak_rss_mb, "import": run.import_s, "job": run.jobs[0].seconds}
 
 
@@ -172,7 +178,9 @@ def startup() -> float:
     return min(measure(cmd, env={**os.environ, "PYTHONPATH": str(ROOT)}).wall_s for _ in range(3))
 
 
-def run(shapes: list[str], tasks: list[int], algos: list[str], device: str, with_peers: bool) -> list[dict]:
+def run(shapes: list[str], tasks: list[int], algos: list[str], device: str, with_peers: bool,
+        each: Callable[[list[dict]], None] = lambda rows: None) -> list[dict]:
+    """Measure every (shape, T, algorithm); ``each(rows)`` is called after every row (partial results on disk)."""
     rows = []
     start = startup()
     for shape in shapes:
@@ -200,11 +208,12 @@ def run(shapes: list[str], tasks: list[int], algos: list[str], device: str, with
                     theirs = work / f"peer-{algo}.safetensors"
                     r["peer_name"] = PEERS[algo][0]
                     r["peer"] = peer(algo, base, fts, theirs, work)
-                    r["diff"] = None if algo in RANDOM else agreement(algo, mine, theirs)
+                    r["diff"] = None if algo in RANDOM or "error" in r["peer"] else agreement(algo, mine, theirs)
                     theirs.unlink(missing_ok=True)
                 mine.unlink(missing_ok=True)
                 rows.append(r)
                 say(json.dumps(r))
+                each(rows)
     return rows
 
 
@@ -212,16 +221,27 @@ def table(rows: list[dict], device: str) -> str:
     lines = ["| shape | T | algorithm | asrmerge s | peak RSS MiB | peer | peer s | peer RSS MiB | speed-up | "
              "floor s | x floor | x floor after start-up | max rel. diff |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    failed = []
     for r in rows:
         o, p = r["ours"], r.get("peer")
+        if p and "error" in p:
+            failed.append(f"{r.get('peer_name')} failed on {r['shape']} T={r['T']} {r['algo']}: `{p['error']}`")
+            r = {**r, "peer_name": f"{r.get('peer_name')} (failed)"}
+            p = None
         ratio = f"{p['wall'] / o['wall']:.2f}x" if p else "—"
         diff = "random" if r["algo"] in RANDOM and p else (f"{r['diff']:.1e}" if r.get("diff") is not None else "—")
         lines.append(f"| {r['shape']} | {r['T']} | {r['algo']} | {o['wall']:.1f} | {o['rss']:.0f} | "
                      f"{r.get('peer_name', '—')} | {p['wall']:.1f} | {p['rss']:.0f} | {ratio} | " if p else
-                     f"| {r['shape']} | {r['T']} | {r['algo']} | {o['wall']:.1f} | {o['rss']:.0f} | — | — | — | — | ")
+                     f"| {r['shape']} | {r['T']} | {r['algo']} | {o['wall']:.1f} | {o['rss']:.0f} | "
+                     f"{r.get('peer_name', '—')} | — | — | — | ")
         lines[-1] += (f"{r['floor']:.1f} ({r['floor_kind']}) | {o['wall'] / r['floor']:.2f} | "
                       f"{(o['wall'] - r['startup']) / r['floor']:.2f} | {diff} |")
-    return "\n".join(lines)
+    return "\n".join(lines + ([""] + [f"- {f}" for f in failed] if failed else []))
+
+
+def _ok(row: dict, peer: str) -> bool:
+    """``row`` has a successful run of ``peer``."""
+    return row.get("peer_name") == peer and "error" not in row.get("peer", {"error": None})
 
 
 def goals(rows: list[dict]) -> str:
@@ -236,7 +256,7 @@ def goals(rows: list[dict]) -> str:
             rss = [r["ours"]["rss"] for r in rows if r["algo"] == algo and r["shape"] == shape]
             if len(rss) > 1:
                 flat.append(max(rss) - min(rss))
-    fb = [(r["T"], r["peer"]["rss"]) for r in rows if r.get("peer_name") == "fusion_bench" and r["shape"] == rows[0]["shape"]]
+    fb = [(r["T"], r["peer"]["rss"]) for r in rows if _ok(r, "fusion_bench") and r["shape"] == rows[0]["shape"]]
     out.append(f"1. **Memory**: peak RSS is at most the output's size + {over:.0f} MiB over every row"
                + (f"; across T it varies by at most {max(flat):.0f} MiB per algorithm and shape" if flat else "")
                + (". FusionBench: " + ", ".join(f"T={t} {m:.0f} MiB" for t, m in fb) if fb else "") + ".")
@@ -244,7 +264,7 @@ def goals(rows: list[dict]) -> str:
     if ew:
         worst = max(ew, key=lambda r: r["ours"]["wall"] / r["floor"])
         net = max(ew, key=lambda r: (r["ours"]["wall"] - r["startup"]) / r["floor"])
-        mk = [r for r in ew if r.get("peer_name") == "mergekit"]
+        mk = [r for r in ew if _ok(r, "mergekit")]
         line = (f"2. **Element-wise**: at most {worst['ours']['wall'] / worst['floor']:.2f}x the read+write floor "
                 f"({worst['algo']}, {worst['shape']} T={worst['T']}), and at most "
                 f"{(net['ours']['wall'] - net['startup']) / net['floor']:.2f}x once the process start-up "
@@ -258,7 +278,7 @@ def goals(rows: list[dict]) -> str:
         out.append(line + ".")
     sv = [r for r in rows if r["algo"] in SVD_FAMILY]
     if sv:
-        fbr = [r for r in sv if r.get("peer_name") == "fusion_bench"]
+        fbr = [r for r in sv if _ok(r, "fusion_bench")]
         line = (f"3. **SVD family**: {min(r['ours']['wall'] / r['floor'] for r in sv):.2f}x to "
                 f"{max(r['ours']['wall'] / r['floor'] for r in sv):.2f}x the SVD floor")
         if fbr:
@@ -277,24 +297,39 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--no-peers", action="store_true")
     ap.add_argument("--out", type=Path, default=ROOT / "tests" / "bench" / "RESULTS.md")
+    ap.add_argument("--append", action="store_true",
+                    help="keep the rows already in the results (OUT with .json) and add this run's")
     a = ap.parse_args(argv)
+    earlier = json.loads(a.out.with_suffix(".json").read_text()) if a.append else []
     t0 = time.time()
-    rows = run(a.shapes.split(","), [int(x) for x in a.tasks.split(",")], a.algos.split(","), a.device,
-               not a.no_peers)
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
-    head = [f"# asrmerge merge: benchmark ({a.device})", "",
-            f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores"
-            + (f", {torch.cuda.get_device_name()}" if a.device == "cuda" else "")
-            + f"; {time.strftime('%Y-%m-%d')}; commit {commit}; torch {torch.__version__}. "
-            f"Run: `python -m tests.bench.bench_merge {' '.join(argv or sys.argv[1:])}` ({(time.time() - t0) / 60:.0f} min).",
-            "", "Wall time includes process start and imports on both sides; peak RSS is the process's. "
-            "Floors: io = read every input once + write the output once (page cache warm); svd = the "
-            "decompositions the algorithm needs at this machine's measured SVD throughput.", "", ""]
-    text = "\n".join(head) + table(rows, a.device) + "\n" + goals(rows)
-    a.out.write_text(text)
-    (a.out.with_suffix(".json")).write_text(json.dumps(rows, indent=2))
-    print(text)
+
+    cmd = f"python -m tests.bench.bench_merge {' '.join(argv or sys.argv[1:])}"
+
+    def write(rows: list[dict], done: bool = False) -> str:
+        for r in rows:
+            r.setdefault("run", {"cmd": cmd, "commit": commit, "date": time.strftime("%Y-%m-%d")})
+        rows = earlier + rows
+        runs = list(dict.fromkeys(f"`{r['run']['cmd']}` (commit {r['run']['commit']}, {r['run']['date']})"
+                                  for r in rows if "run" in r))
+        head = [f"# asrmerge merge: benchmark ({a.device})", "",
+                f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores"
+                + (f", {torch.cuda.get_device_name()}" if a.device == "cuda" else "")
+                + f"; torch {torch.__version__}. Runs: " + "; ".join(runs)
+                + f" (the last {(time.time() - t0) / 60:.0f} min"
+                + ("" if done else f", in progress: {len(rows)} rows so far") + ").",
+                "", "Wall time includes process start and imports on both sides; peak RSS is the process's. "
+                "Floors: io = read every input once + write the output once (page cache warm); svd = the "
+                "decompositions the algorithm needs at this machine's measured SVD throughput.", "", ""]
+        text = "\n".join(head) + table(rows, a.device) + "\n" + goals(rows)
+        a.out.write_text(text)
+        (a.out.with_suffix(".json")).write_text(json.dumps(rows, indent=2))
+        return text
+
+    rows = run(a.shapes.split(","), [int(x) for x in a.tasks.split(",")], a.algos.split(","), a.device,
+               not a.no_peers, each=write)
+    print(write(rows, done=True))
 
 
 if __name__ == "__main__":
