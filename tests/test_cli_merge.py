@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 from pathlib import Path
@@ -227,3 +228,24 @@ def test_output_folder_keeps_the_old_one_on_failure(tiny_base: Path, tiny_fts: l
             "-o", f"{out}/")
     assert r.returncode == 3
     assert (out / "model.safetensors").read_bytes() == before
+
+
+def test_dry_run_time_counts_tall_svds_by_qr_and_shares_them_among_workers(tiny_base: Path, tiny_fts: list[Path]) -> None:
+    """The estimate: a tall SVD costs n^3 + (m - n) n^2 / 2 units, and the CPU's workers share the SVDs."""
+    from asrmerge.merge.plan import MergeSpec, dry_run, make_plan, svd_units
+
+    assert svd_units(512, 512) == 512**3
+    assert svd_units(2048, 512) == svd_units(512, 2048) == 512**3 + 1536 * 512 * 512 / 2
+    estimates = {}
+    for workers in (1, 2):
+        plan = make_plan(MergeSpec(algo="tsvm", inputs=[str(p) for p in tiny_fts], base=str(tiny_base),
+                                   device="cpu", workers=workers, check_outputs=False))
+        try:
+            rep = dry_run(plan, svd_rate=1e-9, io_rate=1e12)
+        finally:
+            plan.close()
+        expected = sum(t["svds"] * 1e-9 * svd_units(t["shape"][0], math.prod(t["shape"][1:]))
+                       for t in rep["tensors"] if t["svds"]) / workers
+        assert rep["svd_seconds_estimate"] == pytest.approx(expected, rel=1e-9) and expected > 0
+        estimates[workers] = rep["svd_seconds_estimate"]
+    assert estimates[2] == pytest.approx(estimates[1] / 2)
