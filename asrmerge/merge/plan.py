@@ -275,7 +275,7 @@ def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float = 1.0e9
     On the CPU the SVDs are shared among ``plan.workers`` single-threaded workers, so their time is divided by
     the workers. Only SVDs and input/output bytes are counted: on 2 cores the estimate came within 4-11% of
     the measured whisper-base tsvm and boosted-tsvm merges at T = 10, but ran low where other work weighs
-    (T = 2, Newton-Schulz products, iso-cts's per-task spectral norms: 40-65% of the measured time).
+    (T = 2, Newton-Schulz products, iso-cts's per-task spectral norms: 35-62% of the measured time).
     """
     inputs = plan.inputs
     T = inputs.T
