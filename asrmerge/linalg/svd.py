@@ -70,6 +70,35 @@ def svd(a: Tensor, *, name: str = "") -> tuple[Tensor, Tensor, Tensor]:
         return u.to(a.device, a.dtype), s.to(a.device, a.dtype), vh.to(a.device, a.dtype)
 
 
+def time_svd(m: int, n: int, *, device: torch.device | str, dtype: torch.dtype = torch.float32,
+             repeats: int = 2) -> list[float]:
+    """Seconds of each of ``repeats`` thin SVDs of a random m x n matrix on ``device``, after one warm-up.
+
+    On the CPU the timing runs on one thread, as each merge worker does (the caller's thread count is restored).
+    """
+    import time
+
+    device = torch.device(device)
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        a = torch.randn(m, n, dtype=dtype, device=device)
+        torch.linalg.svd(a, full_matrices=False)
+        times = []
+        for _ in range(repeats):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            torch.linalg.svd(a, full_matrices=False)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+        return times
+    finally:
+        torch.set_num_threads(threads)
+
+
 def svdvals(a: Tensor) -> Tensor:
     """Singular values only (descending)."""
     if a.shape[-2] < a.shape[-1]:

@@ -333,26 +333,9 @@ def svd_units(m: int, n: int) -> float:
 
 
 def measure_svd_rate(device: torch.device, dtype: torch.dtype, n: int = 384) -> float:
-    """Seconds per :func:`svd_units` unit on ``device``, from a timed n x n decomposition (one thread on the
-    CPU, as each merge worker runs; the faster of two)."""
-    import time
+    """Seconds per :func:`svd_units` unit on ``device``: the faster of two timed n x n decompositions (one
+    thread on the CPU, as each merge worker runs)."""
+    from asrmerge.linalg.svd import time_svd
 
-    threads = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(1)
-    try:
-        a = torch.randn(n, n, dtype=dtype, device=device)
-        torch.linalg.svd(a, full_matrices=False)  # warm up
-        best = math.inf
-        for _ in range(2):
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            torch.linalg.svd(a, full_matrices=False)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            best = min(best, time.perf_counter() - t0)
-    finally:
-        torch.set_num_threads(threads)
-    return best / svd_units(n, n)
+    return min(time_svd(n, n, device=device, dtype=dtype, repeats=2)) / svd_units(n, n)
 

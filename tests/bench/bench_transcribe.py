@@ -190,10 +190,11 @@ def main() -> None:
     if args.worker:
         worker(args.worker, args.model, args.manifest, args.batch_size, args.max_new_tokens, args.out)
         return
-    for tool in ("espeak-ng", "sox"):
-        if shutil.which(tool) is None:
-            sys.exit(f"bench_transcribe: {tool} is not installed")
-    manifest, model = build_clips(), build_model()
+    if not args.report:
+        for tool in ("espeak-ng", "sox"):
+            if shutil.which(tool) is None:
+                sys.exit(f"bench_transcribe: {tool} is not installed")
+        manifest, model = build_clips(), build_model()
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     runs: dict[str, list[dict[str, float]]] = {"asrmerge": [], "pipeline": []}
     outputs: dict[str, tuple[float, list[str], dict[str, float]]] = {}
@@ -217,11 +218,19 @@ def main() -> None:
             print(f"round {rnd + 1} {system:9s} {timing['utterances'] / timing['run_s']:.3f} utt/s  "
                   f"RTF {timing['run_s'] / timing['audio_s']:.3f}  WER {rate:.4f}  peak {timing['peak_mb']:.0f} MB",
                   file=sys.stderr)
-    write_results(runs, outputs, args.batch_size, args.rounds, args.max_new_tokens)
+    measured = datetime.date.today().isoformat(), subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    if args.report:  # the outputs were measured when the results file was last written: keep its date and commit
+        import re
+
+        found = re.search(r"Measured (\S+) on .*?asrmerge commit (\w+)", RESULTS.read_text(), re.S)
+        measured = (found[1], found[2]) if found else ("unknown", "unknown")
+    write_results(runs, outputs, args.batch_size, args.rounds, args.max_new_tokens, measured)
 
 
 def write_results(runs: dict[str, list[dict[str, float]]], outputs: dict[str, tuple[float, list[str], dict[str, float]]],
-                  batch_size: int, rounds: int, max_new_tokens: int) -> None:
+                  batch_size: int, rounds: int, max_new_tokens: int, measured: tuple[str, str]) -> None:
+    """Write RESULTS; ``measured``: the date and asrmerge commit of the runs."""
     import torch
     import transformers
 
@@ -230,7 +239,7 @@ def write_results(runs: dict[str, list[dict[str, float]]], outputs: dict[str, tu
                 if line.startswith("model name")), platform.processor())
     n, audio = int(best["asrmerge"]["utterances"]), best["asrmerge"]["audio_s"]
     same = sum(a == b for a, b in zip(outputs["asrmerge"][1], outputs["pipeline"][1], strict=True))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT).stdout.strip()
+    date, commit = measured
     rows = []
     for s, label in (("asrmerge", "`asrmerge transcribe`"), ("pipeline", "transformers `pipeline`")):
         t = best[s]
@@ -242,7 +251,7 @@ def write_results(runs: dict[str, list[dict[str, float]]], outputs: dict[str, tu
     all_rounds = "; ".join(f"{s}: " + ", ".join(f"{r['run_s']:.1f} s" for r in rs) for s, rs in runs.items())
     text = f"""# `asrmerge transcribe` vs the transformers ASR pipeline
 
-Measured {datetime.date.today().isoformat()} on {cpu}, {os.cpu_count()} cores, CPU only (no GPU), Linux
+Measured {date} on {cpu}, {os.cpu_count()} cores, CPU only (no GPU), Linux
 {platform.release()}; Python {platform.python_version()}, torch {torch.__version__}, transformers
 {transformers.__version__}; asrmerge commit {commit}. Command: `.venv/bin/python tests/bench/bench_transcribe.py
 --batch-size {batch_size} --rounds {rounds} --max-new-tokens {max_new_tokens}`.
