@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
-from asrmerge.merge.registry import P, algorithm
+from asrmerge.merge.registry import Lam, P, algorithm
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -22,7 +22,7 @@ def weighted_sum(tasks: Tasks) -> Tensor:
     return out
 
 
-def _iso_c_batched(batch: list[Tasks], *, rank_mode: str = "numerical", lam: float = 1.0) -> list[Tensor]:
+def _iso_c_batched(batch: list[Tasks], *, rank_mode: str = "numerical") -> list[Tensor]:
     """iso-c over same-shape matrices at once: one batched SVD of the summed task vectors."""
     import torch
 
@@ -38,11 +38,12 @@ def _iso_c_batched(batch: list[Tasks], *, rank_mode: str = "numerical", lam: flo
     return list((mean[:, None, None] * ((u * keep.unsqueeze(-2).to(u.dtype)) @ vh)).unbind(0))
 
 
-@algorithm("iso-c", space="subspace", paper="Marczak et al. 2025, No task left behind (Iso-C), arXiv:2502.04959",
-           batched=_iso_c_batched)
+@algorithm("iso-c", space="subspace", returns="matrix",
+           paper="Marczak et al. 2025, No task left behind (Iso-C), arXiv:2502.04959",
+           lam=Lam(1.0, "scaling factor lambda (the Iso code tunes it over (0, 3])", source="FusionBench"),
+           svds=lambda T, params: 1, batched=_iso_c_batched)
 def iso_c(tasks: Tasks, *,
-          rank_mode: Annotated[str, P(RANK_MODES, "average the numerically nonzero singular values (ours), or all (the reference)")] = "numerical",
-          lam: Annotated[float, P("(0,3]", "scaling factor lambda (the Iso code tunes it over (0, 3])", source="FusionBench")] = 1.0) -> Tensor:
+          rank_mode: Annotated[str, P(RANK_MODES, "average the numerically nonzero singular values (ours), or all (the reference)")] = "numerical") -> Tensor:
     """Iso-C: flatten the spectrum of the summed task vectors to its mean singular value."""
     from asrmerge.linalg.svd import numerical_rank, svd
 

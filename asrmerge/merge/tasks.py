@@ -50,6 +50,17 @@ class Inputs:
         return t.to(device=self.device, dtype=self.dtype, non_blocking=True)
 
 
+def working_set(T: int, numel: int, dtype: torch.dtype) -> int:
+    """Bytes one merge of ``numel`` elements per input may hold at once, in the compute dtype.
+
+    The budget rule of the engine (chunk sizes, batches, work in flight) and of ``--dry-run``: the T inputs
+    as read, the T upcast copies the :class:`Tasks` cache keeps (tau_t or W_t), a stack of T for the
+    algorithms that take one, and six tensor-sized temporaries (W_0, sums, masks, the result): (3T + 6) x
+    numel elements.
+    """
+    return (3 * T + 6) * numel * (torch.finfo(dtype).bits // 8)
+
+
 def draw_seed(seed: int, name: str, t: int) -> int:
     """The DARE generator seed of (task t, tensor name): the first 8 bytes of SHA-256("{seed}:{name}:{t}")."""
     digest = hashlib.sha256(f"{seed}:{name}:{t}".encode()).digest()
