@@ -14,21 +14,13 @@ if TYPE_CHECKING:
 RANK_MODES = ("numerical", "full")
 
 
-def weighted_sum(tasks: Tasks) -> Tensor:
-    """Delta = sum_t w_t tau_t, one task at a time."""
-    out = tasks.weights[0] * tasks.tau(0)
-    for t in range(1, tasks.T):
-        out = out + tasks.weights[t] * tasks.tau(t)
-    return out
-
-
 def _iso_c_batched(batch: list[Tasks], *, rank_mode: str = "numerical") -> list[Tensor]:
     """iso-c over same-shape matrices at once: one batched SVD of the summed task vectors."""
     import torch
 
     from asrmerge.linalg.svd import batched_svd, rank_mask
 
-    delta = torch.stack([weighted_sum(b) for b in batch])
+    delta = torch.stack([b.weighted_sum() for b in batch])
     u, s, vh = batched_svd(delta, name=batch[0].name)
     if rank_mode == "full":
         return list((s.mean(-1)[:, None, None] * (u @ vh)).unbind(0))
@@ -47,7 +39,7 @@ def iso_c(tasks: Tasks, *,
     """Iso-C: flatten the spectrum of the summed task vectors to its mean singular value."""
     from asrmerge.linalg.svd import numerical_rank, svd
 
-    delta = weighted_sum(tasks)
+    delta = tasks.weighted_sum()
     u, s, vh = svd(delta, name=tasks.name)
     if rank_mode == "full":
         return s.mean() * (u @ vh)

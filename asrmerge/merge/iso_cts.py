@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
-from asrmerge.merge.iso_c import RANK_MODES, weighted_sum
+from asrmerge.linalg.newton_schulz import NAMES as NS_COEFFS
+from asrmerge.merge.iso_c import RANK_MODES
 from asrmerge.merge.registry import Lam, P, algorithm
 
 if TYPE_CHECKING:
@@ -13,7 +14,6 @@ if TYPE_CHECKING:
     from asrmerge.merge.tasks import Tasks
 
 ORTHS = ("svd", "ns")
-NS_COEFFS = ("muon", "schedule", "cubic")
 
 
 def sizes(r: int, T: int, common_frac: float) -> tuple[int, int]:
@@ -47,7 +47,7 @@ def iso_cts(tasks: Tasks, *,
     r = min(m, n)
     T = tasks.T
     k, s = sizes(r, T, common_frac)
-    total = weighted_sum(tasks)
+    total = tasks.weighted_sum()
     u, sig, vh = svd(total, name=tasks.name)
     numerical = rank_mode == "numerical"
 

@@ -13,14 +13,6 @@ if TYPE_CHECKING:
     from asrmerge.merge.tasks import Tasks
 
 
-def weighted_sum(c: Tasks) -> Tensor:
-    """sum_t w_t tau_t over one chunk, one task at a time."""
-    out = c.weights[0] * c.tau(0)
-    for t in range(1, c.T):
-        out.add_(c.tau(t), alpha=c.weights[t])
-    return out
-
-
 @algorithm("ta", space="tau", returns="rule", paper="Ilharco et al. 2023, Editing models with task arithmetic, arXiv:2212.04089",
            lam=Lam(0.3, "scaling factor: W* = W0 + lam * sum_t w_t tau_t", source="FusionBench scaling_factor"),
            identity={"lam": 1.0})
@@ -34,7 +26,7 @@ def ta(tasks: Tasks, *,
         raise UsageError("normalize=true divides by the weights' sum, which is 0", subject="--weights")
 
     def rule(c: Tasks) -> Tensor:
-        s = weighted_sum(c)
+        s = c.weighted_sum()
         return s / total if normalize else s
 
     return rule

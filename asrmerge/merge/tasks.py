@@ -170,6 +170,13 @@ class Tasks:
     def thetas(self) -> Tensor:
         return torch.stack([self.theta(t) for t in range(self.T)])
 
+    def weighted_sum(self) -> Tensor:
+        """sum_t w_t tau_t, one task at a time (a new tensor: the cached task vectors are left as they are)."""
+        out = self.weights[0] * self.tau(0)
+        for t in range(1, self.T):
+            out.add_(self.tau(t), alpha=self.weights[t])
+        return out
+
     def weight_tensor(self) -> Tensor:
         """w_t shaped (T, 1, ..., 1) to broadcast over a stack."""
         return torch.tensor(self.weights, dtype=self.dtype, device=self.device).reshape(-1, *([1] * len(self.shape)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any
 
+from asrmerge.linalg.newton_schulz import NAMES as NS_COEFFS
 from asrmerge.merge.registry import Lam, P, algorithm
 
 if TYPE_CHECKING:
@@ -17,7 +18,6 @@ if TYPE_CHECKING:
     from asrmerge.merge.tasks import Tasks
 
 ORTHS = ("svd", "ns", "eigh")
-NS_COEFFS = ("muon", "schedule", "cubic")
 
 
 def task_svd(tasks: Tasks, t: int) -> tuple[Tensor, Tensor, Tensor, int]:
@@ -117,7 +117,8 @@ def tsv_merge_batch(batch: list[Tasks], rank_frac: float, orth: str, ns_steps: i
 
     import torch
 
-    from asrmerge.linalg.svd import batched_polar, batched_svd, newton_schulz, rank_mask
+    from asrmerge.linalg.newton_schulz import newton_schulz
+    from asrmerge.linalg.svd import batched_polar, batched_svd, rank_mask
 
     first = batch[0]
     T, (m, n) = first.T, first.shape[:2]
