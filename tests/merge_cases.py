@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 
 from asrmerge.merge.api import merge
+from asrmerge.merge.registry import REGISTRY, names
 
 SVD = "model.encoder.layers.0.fc1.weight"
 BIAS = "model.encoder.layers.0.fc1.bias"
@@ -28,10 +29,13 @@ CONV = "model.encoder.conv1.weight"
 FP = (torch.float32, torch.float64)
 TOL = {torch.float64: 1e-10, torch.float32: 1e-5}  # ALGORITHMS.md section 7: relative, unless stated
 
-WEIGHT_SPACE = ("soup", "model-stock", "karcher", "multislerp")
-TAU_SPACE = ("ta", "ties", "dare-ta", "dare-ties", "pcb", "sce")
-SUBSPACE = ("iso-c", "iso-cts", "tsvm", "tsvm-ns", "boosted-tsvm")
-ALGOS = WEIGHT_SPACE + TAU_SPACE + SUBSPACE
+# every registered algorithm, by its declared space: a new algorithm joins the property tests by registering
+ALGOS = tuple(names())
+WEIGHT_SPACE = tuple(a for a in ALGOS if REGISTRY[a].space == "weights")
+TAU_SPACE = tuple(a for a in ALGOS if REGISTRY[a].space == "tau")
+SUBSPACE = tuple(a for a in ALGOS if REGISTRY[a].space == "subspace")
+# random algorithms (a seed parameter: DARE) are permutation-invariant only in distribution
+DETERMINISTIC = tuple(a for a in ALGOS if not any(p.name == "seed" for p in REGISTRY[a].params))
 
 # Deterministic example streams, so a CI run never turns red by chance; few examples keep the files fast.
 PROPS = settings(max_examples=30, deadline=None, derandomize=True, database=None,

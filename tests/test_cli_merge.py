@@ -85,8 +85,9 @@ def test_list_names_every_algorithm_and_parameter() -> None:
     r = cli("merge", "--list", "--json")
     assert r.returncode == 0
     doc = {a["name"]: a for a in json.loads(r.stdout)}
-    assert list(doc) == ["soup", "model-stock", "karcher", "multislerp", "ta", "ties", "dare-ta", "dare-ties", "pcb",
-                         "sce", "iso-c", "iso-cts", "tsvm", "tsvm-ns", "boosted-tsvm"]
+    # by space (parameters, task vectors, subspaces), then by name
+    assert list(doc) == ["karcher", "model-stock", "multislerp", "soup", "dare-ta", "dare-ties", "pcb", "sce", "ta",
+                         "ties", "boosted-tsvm", "iso-c", "iso-cts", "tsvm", "tsvm-ns"]
     beta = next(p for p in doc["boosted-tsvm"]["params"] if p["name"] == "beta")
     assert beta["default"] == "0.3" and beta["accepts"] == "(0,1]"
     assert next(p for p in doc["tsvm"]["params"] if p["name"] == "rank_frac")["default"] == "1/T"

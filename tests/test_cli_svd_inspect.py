@@ -25,16 +25,6 @@ SVD_TINY = 16
 RESULTS = ROOT / "tests" / "bench" / "results"
 
 
-@pytest.fixture(scope="module")
-def tvs(tiny_base: Path, tiny_fts: list[Path], tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    root = tmp_path_factory.mktemp("cli-tvs")
-    out = []
-    for i, ft in enumerate(tiny_fts):
-        taskvec.make(str(tiny_base), str(ft), str(root / f"tv{i}.safetensors"))
-        out.append(str(root / f"tv{i}.safetensors"))
-    return out
-
-
 def invoke(*args: str, input: bytes | None = None) -> tuple[int, str, str]:
     r = CliRunner().invoke(app, ["svd-inspect", *args], input=input)
     return r.exit_code, r.stdout, r.stderr
@@ -52,8 +42,8 @@ def error_line(stderr: str, *needles: str) -> str:
     return out[0]
 
 
-def test_records_of_three_task_vectors(tvs: list[str]) -> None:
-    code, out, err = invoke(*tvs)
+def test_records_of_three_task_vectors(tiny_tvs: list[str]) -> None:
+    code, out, err = invoke(*tiny_tvs)
     assert code == 0 and err == "", err
     recs = lines(out)
     assert len(recs) == SVD_TINY * (3 + 1 + 3)
@@ -65,8 +55,8 @@ def test_records_of_three_task_vectors(tvs: list[str]) -> None:
     assert fc2["shape"] == [16, 32] and len(fc2["spectrum"]) == 16 and fc2["k_keep"] == 5  # floor(16/3)
 
 
-def test_options_reach_the_records(tvs: list[str]) -> None:
-    code, out, _ = invoke(*tvs[:2], "--include", "*.fc1.*", "--rank-frac", "0.5", "--beta", "0.6", "--sti-k", "3",
+def test_options_reach_the_records(tiny_tvs: list[str]) -> None:
+    code, out, _ = invoke(*tiny_tvs[:2], "--include", "*.fc1.*", "--rank-frac", "0.5", "--beta", "0.6", "--sti-k", "3",
                           "--sti-norm", "fro", "--full", "--compute-dtype", "fp64", "--device", "cpu", "-q")
     assert code == 0
     recs = lines(out)
@@ -74,12 +64,12 @@ def test_options_reach_the_records(tvs: list[str]) -> None:
     inp = [r for r in recs if r["kind"] == "input"]
     assert all(r["p"] == 0.5 and r["k_keep"] == 8 and r["beta"] == 0.6 and len(r["spectrum"]) == 16 for r in inp)
     assert all(r["k"] == 3 and r["norm"] == "fro" for r in recs if r["kind"] in ("tasks", "pair"))
-    code, out32, _ = invoke(*tvs[:2], "--include", "*.fc1.*", "--rank-frac", "0.5", "-q")
+    code, out32, _ = invoke(*tiny_tvs[:2], "--include", "*.fc1.*", "--rank-frac", "0.5", "-q")
     for a, b in zip(inp, [r for r in lines(out32) if r["kind"] == "input"], strict=True):
         assert a["erank"] == pytest.approx(b["erank"], rel=1e-5) and a["e_keep"] == pytest.approx(b["e_keep"], rel=1e-5)
-    code, out, _ = invoke(*tvs, "--no-pairs", "--exclude", "model.decoder.*")
+    code, out, _ = invoke(*tiny_tvs, "--no-pairs", "--exclude", "model.decoder.*")
     assert code == 0 and [r["kind"] for r in lines(out)] == ["input"] * 3 * 6
-    code, out, _ = invoke(tvs[0], "--all", "--include", "*embed*")
+    code, out, _ = invoke(tiny_tvs[0], "--all", "--include", "*embed*")
     recs = lines(out)
     assert {r["tensor"] for r in recs} == {"model.decoder.embed_tokens.weight", "model.encoder.embed_positions.weight",
                                            "model.decoder.embed_positions.weight"}
@@ -129,20 +119,20 @@ def test_rounding_loss_in_a_half_precision_base(tiny_base16: Path, tmp_path: Pat
     assert code == 0 and all(r["rounding_loss"] < 0.05 for r in lines(out))
 
 
-def test_summary_json_and_table(tvs: list[str]) -> None:
-    code, out, _ = invoke(*tvs, "--summary", "--json")
+def test_summary_json_and_table(tiny_tvs: list[str]) -> None:
+    code, out, _ = invoke(*tiny_tvs, "--summary", "--json")
     assert code == 0
     s = json.loads(out)
     assert s["tensors"] == SVD_TINY and s["groups"][-1]["group"] == "all" and s["groups"][-1]["tensors"] == SVD_TINY
     assert len(s["interference"]) == 3 and s["interference"][0][0] is None
-    code, piped, _ = invoke(*tvs, "--summary")  # not a terminal: the same JSON object
+    code, piped, _ = invoke(*tiny_tvs, "--summary")  # not a terminal: the same JSON object
     assert json.loads(piped) == s
-    table = run_on_terminal(["svd-inspect", *tvs[:2], "--summary", "-q"])
+    table = run_on_terminal(["svd-inspect", *tiny_tvs[:2], "--summary", "-q"])
     for needle in ("layer type", "decoder.encoder_attn", "erank", "between tasks", "task interference", "median"):
         assert needle in table, table
 
 
-def test_plot_png_and_svg(tvs: list[str], tiny_base: Path, tiny_fts: list[Path], tmp_path: Path) -> None:
+def test_plot_png_and_svg(tiny_tvs: list[str], tiny_base: Path, tiny_fts: list[Path], tmp_path: Path) -> None:
     png = tmp_path / "report.png"
     code, out, err = invoke("--base", str(tiny_base), *map(str, tiny_fts[:2]), "--merged", str(tiny_fts[2]),
                             "--plot", str(png), "--summary", "--json")
@@ -154,17 +144,17 @@ def test_plot_png_and_svg(tvs: list[str], tiny_base: Path, tiny_fts: list[Path],
     assert png.stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary file, not a private temporary
     assert json.loads(out)["merged"] == str(tiny_fts[2])  # the summary still goes to stdout
     svg = tmp_path / "report.svg"
-    code, out, _ = invoke(*tvs, "--plot", str(svg), "-q")
+    code, out, _ = invoke(*tiny_tvs, "--plot", str(svg), "-q")
     text = svg.read_text()
     assert code == 0 and "<svg" in text and "task interference" in text and len(lines(out)) == SVD_TINY * 7
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left behind
 
 
-def test_plot_without_matplotlib_names_the_extra(tvs: list[str], tmp_path: Path) -> None:
+def test_plot_without_matplotlib_names_the_extra(tiny_tvs: list[str], tmp_path: Path) -> None:
     fake = tmp_path / "fake"
     fake.mkdir()
     (fake / "matplotlib.py").write_text("raise ImportError('No module named matplotlib')\n")
-    r = cli("svd-inspect", tvs[0], "--plot", str(tmp_path / "x.png"), env={"PYTHONPATH": f"{fake}{os.pathsep}{ROOT}"})
+    r = cli("svd-inspect", tiny_tvs[0], "--plot", str(tmp_path / "x.png"), env={"PYTHONPATH": f"{fake}{os.pathsep}{ROOT}"})
     assert r.returncode == 1 and r.stdout == b""
     error_line(r.stderr.decode(), "--plot needs matplotlib", "pip install 'asrmerge[plot]'")
     assert not (tmp_path / "x.png").exists()
@@ -186,20 +176,20 @@ def test_a_pipe_from_taskvec(tiny_base: Path, tiny_fts: list[Path]) -> None:
 
 
 def test_errors_are_one_line_with_exit_codes(tiny_base: Path, tiny_base16: Path, tiny_fts: list[Path],
-                                             tvs: list[str], tmp_path: Path) -> None:
+                                             tiny_tvs: list[str], tmp_path: Path) -> None:
     r = cli("svd-inspect", str(tiny_fts[0]), str(tiny_fts[1]))
     assert r.returncode == 2 and r.stdout == b""
     error_line(r.stderr.decode(), f"{tiny_fts[0]}: is a model, not a task vector", "--base BASE")
-    r = cli("svd-inspect", "--base", str(tiny_base16), *tvs)
+    r = cli("svd-inspect", "--base", str(tiny_base16), *tiny_tvs)
     assert r.returncode == 3 and r.stdout == b""
     error_line(r.stderr.decode(), "was made from base", "use the base model the task vector was taken from")
-    bad = tensors(Path(tvs[0]))
+    bad = tensors(Path(tiny_tvs[0]))
     bad["model.encoder.layers.0.fc1.weight"] = torch.zeros(48, 16)
     save_file(bad, tmp_path / "bad.st", metadata={"asrmerge.kind": "taskvec"})
-    code, out, err = invoke(tvs[1], str(tmp_path / "bad.st"))
+    code, out, err = invoke(tiny_tvs[1], str(tmp_path / "bad.st"))
     assert code == 3 and out == ""
     error_line(err, "fc1.weight: shape [48, 16] vs [32, 16]", "same base model?")
-    bad = tensors(Path(tvs[0]))
+    bad = tensors(Path(tiny_tvs[0]))
     bad["model.decoder.layers.0.fc1.weight"][2, 3] = float("nan")
     save_file(bad, tmp_path / "nan.st", metadata={"asrmerge.kind": "taskvec"})
     code, out, err = invoke(str(tmp_path / "nan.st"), "--include", "*fc1*")
@@ -218,15 +208,15 @@ def test_errors_are_one_line_with_exit_codes(tiny_base: Path, tiny_base16: Path,
     (["--include", "nothing*"], "no tensor is selected"),
     (["-", "-"], "stdin ('-') can be only one input"),
 ])
-def test_usage_errors(tvs: list[str], args: list[str], needle: str) -> None:
-    code, out, err = invoke(tvs[0], *args)
+def test_usage_errors(tiny_tvs: list[str], args: list[str], needle: str) -> None:
+    code, out, err = invoke(tiny_tvs[0], *args)
     assert code == 2 and out == ""
     error_line(err, needle)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is visible here")
-def test_cuda_without_a_gpu_is_a_usage_error(tvs: list[str]) -> None:
-    code, _, err = invoke(tvs[0], "--device", "cuda")
+def test_cuda_without_a_gpu_is_a_usage_error(tiny_tvs: list[str]) -> None:
+    code, _, err = invoke(tiny_tvs[0], "--device", "cuda")
     assert code == 2
     error_line(err, "--device cuda: no CUDA device is visible")
 

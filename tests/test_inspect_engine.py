@@ -31,16 +31,6 @@ COLLAPSE_FIELDS = {"tensor", "group", "layer", "shape", "kind", "subject", "sran
                    "erank_cat", "kappa_s", "kappa_e", "gamma_c", "collapse", "rank99", "k_keep", "retention"}
 
 
-@pytest.fixture(scope="module")
-def tvs(tiny_base: Path, tiny_fts: list[Path], tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    root = tmp_path_factory.mktemp("tvs")
-    out = []
-    for i, ft in enumerate(tiny_fts):
-        taskvec.make(str(tiny_base), str(ft), str(root / f"tv{i}.safetensors"))
-        out.append(str(root / f"tv{i}.safetensors"))
-    return out
-
-
 def test_default_selection_is_the_policy_svd_class(tiny_base: Path) -> None:
     with open_checkpoint(str(tiny_base)) as c:
         infos = list(c.infos.values())
@@ -71,13 +61,13 @@ def test_layer_type_and_depth(name: str, g: str, depth: int | None) -> None:
     assert group(name) == g and layer(name) == depth
 
 
-def test_streaming_over_task_vectors_matches_an_independent_svd(tvs: list[str]) -> None:
+def test_streaming_over_task_vectors_matches_an_independent_svd(tiny_tvs: list[str]) -> None:
     """Every record has the documented fields; fro and the spectrum agree with torch on the file's tensor."""
-    with Sources(tvs) as src:
+    with Sources(tiny_tvs) as src:
         names = select(src.ref.infos.values())
         results = list(inspect(src, names, Settings()))
     assert [r.name for r in results] == names
-    raw = tensors(Path(tvs[1]))
+    raw = tensors(Path(tiny_tvs[1]))
     for res in results:
         kinds = [r["kind"] for r in res.records]
         assert kinds == ["input"] * 3 + ["tasks"] + ["pair"] * 3
@@ -87,7 +77,7 @@ def test_streaming_over_task_vectors_matches_an_independent_svd(tvs: list[str]) 
             json.loads(dumps(rec))  # JSON-ready: no NaN, no tensors
         rec = res.records[1]
         a = raw[res.name].double()
-        assert rec["subject"] == tvs[1] and rec["input"] == 1 and rec["shape"] == list(a.shape)
+        assert rec["subject"] == tiny_tvs[1] and rec["input"] == 1 and rec["shape"] == list(a.shape)
         assert rec["fro"] == pytest.approx(float(torch.linalg.matrix_norm(a)), rel=1e-5)
         assert rec["spectrum"] == pytest.approx(torch.linalg.svdvals(a).tolist(), rel=1e-4, abs=1e-9)
         assert rec["p"] == pytest.approx(1 / 3) and rec["rounding_loss"] is None
@@ -95,13 +85,13 @@ def test_streaming_over_task_vectors_matches_an_independent_svd(tvs: list[str]) 
 
 
 def test_fine_tunes_with_a_base_give_the_task_vectors_numbers(tiny_base: Path, tiny_fts: list[Path],
-                                                                tvs: list[str]) -> None:
+                                                                tiny_tvs: list[str]) -> None:
     def numbers(src: Sources) -> list[dict]:
         names = select(src.ref.infos.values(), include=["*fc1*", "*q_proj*"])
         return [{k: v for k, v in r.items() if k not in ("subject", "subjects", "rounding_loss")}
                 for res in inspect(src, names, Settings()) for r in res.records]
 
-    with Sources([str(f) for f in tiny_fts], base=str(tiny_base)) as a, Sources(tvs) as b:
+    with Sources([str(f) for f in tiny_fts], base=str(tiny_base)) as a, Sources(tiny_tvs) as b:
         got, want = numbers(a), numbers(b)
     assert len(got) == len(want) == 5 * 7  # 3 q_proj + 2 fc1, 3 inputs + tasks + 3 pairs
     for x, y in zip(got, want, strict=True):
@@ -124,46 +114,46 @@ def test_merged_records_and_rounding_loss(tiny_base: Path, tiny_fts: list[Path])
     assert res.merged_spectrum is not None and len(res.spectra) == 2
 
 
-def test_one_input_has_no_pairs_and_keeps_everything(tvs: list[str]) -> None:
-    with Sources(tvs[:1]) as src:
+def test_one_input_has_no_pairs_and_keeps_everything(tiny_tvs: list[str]) -> None:
+    with Sources(tiny_tvs[:1]) as src:
         res = next(inspect(src, select(src.ref.infos.values()), Settings()))
     assert [r["kind"] for r in res.records] == ["input"]
     rec = res.records[0]
     assert rec["p"] == 1.0 and rec["k_keep"] == rec["nrank"] and rec["e_keep"] == pytest.approx(1.0)
 
 
-def test_no_pairs_needs_no_singular_vectors(tvs: list[str]) -> None:
-    with Sources(tvs) as src:
+def test_no_pairs_needs_no_singular_vectors(tiny_tvs: list[str]) -> None:
+    with Sources(tiny_tvs) as src:
         res = next(inspect(src, select(src.ref.infos.values()), Settings(pairs=False)))
     assert [r["kind"] for r in res.records] == ["input"] * 3
 
 
 def test_sources_refuse_what_does_not_belong_together(tiny_base: Path, tiny_base16: Path, tiny_fts: list[Path],
-                                                      tvs: list[str], tmp_path: Path) -> None:
+                                                      tiny_tvs: list[str], tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="a model, not a task vector"):
         Sources([str(tiny_fts[0])])
     with pytest.raises(UsageError, match="task vector, not a base model"):
-        Sources([str(tiny_fts[0])], base=tvs[0])
+        Sources([str(tiny_fts[0])], base=tiny_tvs[0])
     with pytest.raises(UsageError, match="merged model"):
-        Sources(tvs, merged=str(tiny_fts[0]))
+        Sources(tiny_tvs, merged=str(tiny_fts[0]))
     with pytest.raises(UsageError, match="stdin"):
         Sources(["-", "-"])
     with pytest.raises(InputError, match="was made from base"):
-        Sources(tvs, base=str(tiny_base16))  # same shapes, other weights
+        Sources(tiny_tvs, base=str(tiny_base16))  # same shapes, other weights
     other = tmp_path / "tv16.safetensors"
     taskvec.make(str(tiny_base16), str(tiny_fts[0]), str(other))
     with pytest.raises(InputError, match="inspect task vectors of one base model together"):
-        Sources([tvs[0], str(other)])
+        Sources([tiny_tvs[0], str(other)])
 
 
-def test_summary_is_the_mean_and_median_of_the_records(tvs: list[str]) -> None:
-    with Sources(tvs) as src:
+def test_summary_is_the_mean_and_median_of_the_records(tiny_tvs: list[str]) -> None:
+    with Sources(tiny_tvs) as src:
         results = list(inspect(src, select(src.ref.infos.values()), Settings()))
-    summary = Summary(tvs)
+    summary = Summary(tiny_tvs)
     for r in results:
         summary.add(r)
     s = summary.result()
-    assert s["tensors"] == SVD_TINY and s["subjects"] == tvs and s["merged"] is None
+    assert s["tensors"] == SVD_TINY and s["subjects"] == tiny_tvs and s["merged"] is None
     assert [g["group"] for g in s["groups"]] == ["encoder.self_attn", "encoder.fc", "decoder.self_attn",
                                                  "decoder.encoder_attn", "decoder.fc", "all"]
     fc = [r for res in results if res.group == "decoder.fc" for r in res.records]

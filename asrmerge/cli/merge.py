@@ -134,7 +134,7 @@ def _list(as_json: bool) -> None:
     algos = [REGISTRY[n] for n in names()]
     if as_json:
         doc = [{"name": a.name, "summary": a.summary, "paper": a.paper, "space": a.space, "min_tasks": a.min_tasks,
-                "needs_base": a.needs_base, "fixed": a.aliases,
+                "needs_base": a.needs_base, "fixed": a.fixed,
                 "params": [{"name": p.name, "type": p.type.__name__, "default": p.describe_default(),
                             "accepts": list(p.accepts) if isinstance(p.accepts, tuple) else p.accepts,
                             "doc": p.doc, "source": p.source} for p in a.params]} for a in algos]

@@ -7,28 +7,18 @@ decomposed through their transpose, which LAPACK handles 2.5-4x faster on CPU.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 
 from asrmerge.errors import AsrmergeError
+from asrmerge.linalg.newton_schulz import NS_COEFFS, newton_schulz  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-# Newton-Schulz (a, b, c) per step: X <- a X + (b G + c G^2) X with G = X X^T
-NS_COEFFS: dict[str, tuple[tuple[float, float, float], ...]] = {
-    "muon": ((3.4445, -4.7750, 2.0315),),
-    "schedule": (
-        (4.0848, -6.8946, 2.9270),
-        (3.9505, -6.3029, 2.6377),
-        (3.7418, -5.5913, 2.3037),
-        (2.8769, -3.1427, 1.2046),
-        (2.8366, -3.0525, 1.2012),
-    ),
-    "cubic": ((1.5, -0.5, 0.0),),
-}
-
+T = TypeVar("T")
 
 def machine_eps(dtype: torch.dtype) -> float:
     return float(torch.finfo(dtype).eps)
@@ -46,6 +36,27 @@ def numerical_rank(sigma: Tensor, shape: tuple[int, ...] | torch.Size, dtype: to
     return int((sigma > eps_tol(sigma[0], shape, dtype)).sum())
 
 
+def _fp64_retry(decompose: Callable[[Tensor], T], a: Tensor, name: str, hint: str) -> T:
+    """``decompose(a)``; on a LAPACK/cuSOLVER failure, once more on the CPU in fp64, the results brought back
+    to ``a``'s device and dtype (docs/algorithms.md section 3); a second failure names the tensor."""
+    try:
+        return decompose(a)
+    except (torch.linalg.LinAlgError, RuntimeError):
+        try:
+            out = decompose(a.detach().to("cpu", torch.float64))
+        except (torch.linalg.LinAlgError, RuntimeError) as e:
+            raise AsrmergeError(f"SVD failed twice (also on the CPU in fp64): {e}", subject=name or "svd",
+                                hint=hint) from e
+    if isinstance(out, tuple):
+        return tuple(x.to(a.device, a.dtype) for x in out)  # type: ignore[return-value]
+    return out.to(a.device, a.dtype)  # type: ignore[attr-defined]
+
+
+def _thin_svd(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    u, s, vh = torch.linalg.svd(x, full_matrices=False)
+    return u, s, vh
+
+
 def svd(a: Tensor, *, name: str = "") -> tuple[Tensor, Tensor, Tensor]:
     """Thin SVD ``a = U diag(S) Vh`` in ``a``'s dtype and device.
 
@@ -59,15 +70,7 @@ def svd(a: Tensor, *, name: str = "") -> tuple[Tensor, Tensor, Tensor]:
         m, n = a.shape
         eye = torch.eye(m, n, dtype=a.dtype, device=a.device)
         return eye, a.new_zeros(n), torch.eye(n, dtype=a.dtype, device=a.device)
-    try:
-        return torch.linalg.svd(a, full_matrices=False)
-    except (torch.linalg.LinAlgError, RuntimeError):
-        try:
-            u, s, vh = torch.linalg.svd(a.detach().to("cpu", torch.float64), full_matrices=False)
-        except (torch.linalg.LinAlgError, RuntimeError) as e:
-            raise AsrmergeError(f"SVD failed twice (also on the CPU in fp64): {e}", subject=name or "svd",
-                                hint="the tensor is ill-conditioned; exclude it with -p policy='NAME=mean'") from e
-        return u.to(a.device, a.dtype), s.to(a.device, a.dtype), vh.to(a.device, a.dtype)
+    return _fp64_retry(_thin_svd, a, name, "the tensor is ill-conditioned; exclude it with -p policy='NAME=mean'")
 
 
 def time_svd(m: int, n: int, *, device: torch.device | str, dtype: torch.dtype = torch.float32,
@@ -99,14 +102,11 @@ def time_svd(m: int, n: int, *, device: torch.device | str, dtype: torch.dtype =
         torch.set_num_threads(threads)
 
 
-def svdvals(a: Tensor) -> Tensor:
-    """Singular values only (descending)."""
+def svdvals(a: Tensor, *, name: str = "") -> Tensor:
+    """Singular values only (descending); retried once on the CPU in fp64 like :func:`svd`."""
     if a.shape[-2] < a.shape[-1]:
         a = a.mT
-    try:
-        return torch.linalg.svdvals(a)
-    except (torch.linalg.LinAlgError, RuntimeError):
-        return torch.linalg.svdvals(a.detach().to("cpu", torch.float64)).to(a.device, a.dtype)
+    return _fp64_retry(torch.linalg.svdvals, a, name, "the tensor is ill-conditioned")
 
 
 def batched_svd(a: Tensor, *, name: str = "") -> tuple[Tensor, Tensor, Tensor]:
@@ -114,15 +114,7 @@ def batched_svd(a: Tensor, *, name: str = "") -> tuple[Tensor, Tensor, Tensor]:
     if a.shape[-2] < a.shape[-1]:
         u, s, vh = batched_svd(a.mT, name=name)
         return vh.mT, s, u.mT
-    try:
-        return torch.linalg.svd(a, full_matrices=False)
-    except (torch.linalg.LinAlgError, RuntimeError):
-        try:
-            u, s, vh = torch.linalg.svd(a.detach().to("cpu", torch.float64), full_matrices=False)
-        except (torch.linalg.LinAlgError, RuntimeError) as e:
-            raise AsrmergeError(f"batched SVD failed twice (also on the CPU in fp64): {e}", subject=name or "svd",
-                                hint="merge with --batch 1 to find the tensor") from e
-        return u.to(a.device, a.dtype), s.to(a.device, a.dtype), vh.to(a.device, a.dtype)
+    return _fp64_retry(_thin_svd, a, name, "merge with --batch 1 to find the tensor")
 
 
 def rank_mask(s: Tensor, shape: tuple[int, ...] | torch.Size, dtype: torch.dtype) -> Tensor:
@@ -147,21 +139,6 @@ def polar(a: Tensor, *, name: str = "") -> Tensor:
     p, s, qh = svd(a, name=name)
     rho = numerical_rank(s, a.shape, a.dtype)
     return p[:, :rho] @ qh[:rho, :]
-
-
-def newton_schulz(a: Tensor, steps: int = 5, coeffs: str = "muon") -> Tensor:
-    """NS_K(A): ``steps`` Newton-Schulz iterations towards polar(A), in ``a``'s dtype (section 3)."""
-    table = NS_COEFFS[coeffs]
-    x = a
-    tall = x.shape[-2] > x.shape[-1]
-    if tall:
-        x = x.mT
-    x = x / (torch.linalg.matrix_norm(x, keepdim=True) + 1e-7)
-    for i in range(1, steps + 1):
-        ca, cb, cc = table[min(i, len(table)) - 1]
-        g = x @ x.mT
-        x = ca * x + (cb * g + cc * (g @ g)) @ x
-    return x.mT if tall else x
 
 
 def orthogonalise(a: Tensor, orth: str, *, ns_steps: int = 5, ns_coeffs: str = "muon", name: str = "") -> Tensor:

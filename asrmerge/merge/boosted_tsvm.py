@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
-from asrmerge.merge.registry import P, algorithm
-from asrmerge.merge.tsvm import NS_COEFFS, ORTHS, tsv_merge, tsv_merge_batch
+from asrmerge.merge.registry import Lam, P, algorithm
+from asrmerge.merge.tsvm import NS_COEFFS, ORTHS, one_over_t, svd_count, tsv_merge, tsv_merge_batch
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -64,7 +64,7 @@ def boost_batch(sk: Tensor, full: Tensor, keep: Tensor, beta: float, energy: str
 
 def _boosted_batched(batch: list[Tasks], *, beta: float = 0.3, rank_frac: float | None = None, orth: str = "ns",
                      ns_steps: int = 5, ns_coeffs: str = "muon", boost_energy: str = "sigma",
-                     boost_scope: str = "kept", lam: float = 1.0) -> list[Tensor] | None:
+                     boost_scope: str = "kept") -> list[Tensor] | None:
     """boosted-tsvm over same-shape matrices at once; ``None`` for orth=eigh (per-matrix only)."""
     if orth == "eigh":
         return None
@@ -76,17 +76,18 @@ def _boosted_batched(batch: list[Tasks], *, beta: float = 0.3, rank_frac: float 
     return tsv_merge_batch(batch, rank_frac, orth, ns_steps, ns_coeffs, boost=lift if beta < 1.0 else None)
 
 
-@algorithm("boosted-tsvm", space="subspace", paper="Carvalho et al. 2026, Model merging for multi-domain ASR, arXiv:2603.05354",
-           batched=_boosted_batched)
+@algorithm("boosted-tsvm", space="subspace", returns="matrix",
+           paper="Carvalho et al. 2026, Model merging for multi-domain ASR, arXiv:2603.05354",
+           lam=Lam(1.0, source="ours"), svds=svd_count, batched=_boosted_batched,
+           identity={"beta": 1.0, "orth": "svd", "rank_frac": 1.0, "lam": 1.0})
 def boosted_tsvm(tasks: Tasks, *,
                  beta: Annotated[float, P("(0,1]", "energy fraction beta: values from index j* on are lifted to sigma_{j*} (smaller boosts more)", source="the paper")] = 0.3,
-                 rank_frac: Annotated[float | None, P("(0,1]", "fraction p of each task's rank kept", default="1/T", source="ours")] = None,
+                 rank_frac: Annotated[float | None, P("(0,1]", "fraction p of each task's rank kept", default="1/T", source="ours", resolve=one_over_t)] = None,
                  orth: Annotated[str, P(ORTHS, "orthogonalisation of the concatenated singular vectors", source="the paper: ns")] = "ns",
                  ns_steps: Annotated[int, P("[1,100]", "Newton-Schulz iterations", source="the paper")] = 5,
                  ns_coeffs: Annotated[str, P(NS_COEFFS, "Newton-Schulz coefficients (the paper's quintic: muon)", source="ours")] = "muon",
                  boost_energy: Annotated[str, P(("sigma", "sigma2"), "energy e_i of the cumulative fraction: sigma_i or sigma_i^2", source="ours")] = "sigma",
-                 boost_scope: Annotated[str, P(("kept", "full"), "fractions of the kept spectrum's energy or the whole spectrum's", source="ours")] = "kept",
-                 lam: Annotated[float, P("(0,3]", "scaling factor lambda", source="ours")] = 1.0) -> Tensor:
+                 boost_scope: Annotated[str, P(("kept", "full"), "fractions of the kept spectrum's energy or the whole spectrum's", source="ours")] = "kept") -> Tensor:
     """BoostedTSV-M: TSV-M whose tasks' kept spectra are boosted towards isotropy before the concatenation."""
     assert rank_frac is not None
 

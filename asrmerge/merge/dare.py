@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Annotated, Any
 
-from asrmerge.merge.registry import P, algorithm
+from asrmerge.merge.registry import Lam, P, algorithm
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -57,12 +57,12 @@ def dropped(c: Tasks, x: Tensor, seed: int, t: int, p: float, s: float) -> Tenso
     return x * keep(c, seed, t, p) * s if p > 0 else x * s
 
 
-@algorithm("dare-ta", space="tau", paper="Yu et al. 2024, Language models are Super Mario (DARE), arXiv:2311.03099")
+@algorithm("dare-ta", space="tau", returns="stats", lam=Lam(0.3), identity={"lam": 1.0, "drop_rate": 0.0},
+           paper="Yu et al. 2024, Language models are Super Mario (DARE), arXiv:2311.03099")
 def dare_ta(tasks: Tasks, *,
             drop_rate: Annotated[float, P("[0,1)", "probability p of dropping each entry (FusionBench sparsity_ratio; mergekit density = 1 - p)")] = 0.5,
             rescale: Annotated[str, P(RESCALES, "rescale kept entries by 1/(1-p) (DARE), to keep the L1 norm (mergekit), or not")] = "inv",
-            seed: Annotated[int, P("[0,9.2e18]", "seed of the drop masks")] = 0,
-            lam: Annotated[float, P("(0,3]", "scaling factor lambda")] = 0.3) -> Generator[Any, Any, Rule]:
+            seed: Annotated[int, P("[0,9.2e18]", "seed of the drop masks")] = 0) -> Generator[Any, Any, Rule]:
     """DARE + Task Arithmetic: randomly drop entries of each task vector, rescale, and add them."""
     s = yield from rescale_factors(tasks, drop_rate, seed, rescale, lambda c, t: c.tau(t))
 

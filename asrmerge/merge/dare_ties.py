@@ -9,7 +9,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Annotated, Any
 
 from asrmerge.merge.dare import RESCALES, dropped, rescale_factors
-from asrmerge.merge.registry import P, algorithm
+from asrmerge.merge.registry import Lam, P, algorithm
 from asrmerge.merge.ties import AGGS, disjoint_merge, trim_thresholds, trimmed
 
 if TYPE_CHECKING:
@@ -19,7 +19,9 @@ if TYPE_CHECKING:
     from asrmerge.merge.tasks import Tasks
 
 
-@algorithm("dare-ties", space="tau", paper="Yu et al. 2024, DARE, arXiv:2311.03099; TIES: arXiv:2306.01708")
+@algorithm("dare-ties", space="tau", returns="stats", lam=Lam(1.0),
+           identity={"density": 1.0, "lam": 1.0, "drop_rate": 0.0},
+           paper="Yu et al. 2024, DARE, arXiv:2311.03099; TIES: arXiv:2306.01708")
 def dare_ties(tasks: Tasks, *,
               drop_rate: Annotated[float, P("[0,1)", "probability p of dropping each entry")] = 0.5,
               rescale: Annotated[str, P(RESCALES, "rescale kept entries: 1/(1-p), L1-preserving, or none")] = "inv",
@@ -27,8 +29,7 @@ def dare_ties(tasks: Tasks, *,
               density: Annotated[float, P("(0,1]", "trim each task to its top rho entries before dropping (1: no trim)")] = 1.0,
               scope: Annotated[str, P(("tensor", "model"), "where the trim's top-k is taken")] = "tensor",
               k_rule: Annotated[str, P(("floor", "ref"), "top-k count rule of the trim")] = "floor",
-              agg: Annotated[str, P(AGGS, "disjoint aggregation")] = "dis-mean",
-              lam: Annotated[float, P("(0,3]", "scaling factor lambda")] = 1.0) -> Generator[Any, Any, Rule]:
+              agg: Annotated[str, P(AGGS, "disjoint aggregation")] = "dis-mean") -> Generator[Any, Any, Rule]:
     """DARE-TIES: drop and rescale each task vector, elect signs, average the agreeing entries."""
     thr = yield from trim_thresholds(tasks, density, k_rule, lambda c, t: c.tau(t))
 

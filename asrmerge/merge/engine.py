@@ -13,7 +13,6 @@ W* itself for parameter-space algorithms (W_0 + s (W* - W_0) when s != 1), W_0 b
 
 from __future__ import annotations
 
-import inspect
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack
@@ -24,8 +23,9 @@ import torch
 from asrmerge.errors import AsrmergeError
 from asrmerge.io.tensors import torch_dtype
 from asrmerge.io.writer import CheckpointWriter
-from asrmerge.merge.stream import Accumulator
-from asrmerge.merge.tasks import Draws, Tasks
+from asrmerge.merge.policy import MATRIX_CLASSES
+from asrmerge.merge.stream import Accumulator, Rule
+from asrmerge.merge.tasks import Draws, Tasks, working_set
 from asrmerge.progress import NoProgress, Progress
 from asrmerge.taskvec import all_finite
 
@@ -44,8 +44,7 @@ def _rows(shape: tuple[int, ...]) -> int:
 
 def chunk_rows(plan: Plan, shape: tuple[int, ...]) -> int:
     """Rows per chunk so that one chunk's working set stays within the budget."""
-    elem = torch.finfo(plan.inputs.dtype).bits // 8
-    per_row = max(1, math.prod(shape) // max(1, _rows(shape))) * elem * (3 * plan.inputs.T + 6)
+    per_row = working_set(plan.inputs.T, max(1, math.prod(shape) // max(1, _rows(shape))), plan.inputs.dtype)
     return max(1, plan.budget // per_row)
 
 
@@ -74,84 +73,87 @@ def _run_requests(gen: Any, feeds: Callable[[list[Accumulator]], None], first: A
             return stop.value
 
 
-def _pieces(plan: Plan, name: str, cls: str, combo: dict[str, Any], memo: dict[Any, Any],
-            model_rule: Any) -> tuple[Iterator[Piece], str]:
-    """The merged values of one tensor under one parameter combination, chunk by chunk, and their kind.
-
-    Kind: ``update`` (tau*, to scale by lambda), ``update-fixed`` (tau* added without lambda) or ``weights``.
-    """
-    algo = plan.algo
-    inputs = plan.inputs
-    info = inputs.reference.infos[name]
-    has_base = inputs.base is not None
-    kind = "weights" if algo.space == "weights" else "update"
-    params = {k: v for k, v in combo.items() if k != "mean_scale"}
-
-    if algo.space == "subspace" and cls in ("svd", "svd-flat"):
-        def whole() -> Iterator[Piece]:
-            tasks = Tasks(inputs, name, cls, memo=memo, matrix=cls == "svd-flat", cache=_fits(plan, info.shape))
-            value = algo.fn(tasks, **params).reshape(info.shape)
-            yield None, value, tasks.base().reshape(info.shape) if has_base else None
-            tasks.release()
-        return whole(), kind
-
-    if algo.space == "subspace":  # class mean: the average task vector
-        if combo.get("mean_scale") == "1":
-            kind = "update-fixed"
-
-        def mean_rule(c: Tasks) -> Tensor:
-            return (c.weight_tensor() * c.taus()).sum(0) / c.T
-
-        return _stream_rule(plan, name, cls, mean_rule), kind
-
-    if model_rule is not None:
-        return _stream_rule(plan, name, cls, model_rule), kind
-
-    fits = _fits(plan, info.shape)
-    tasks = Tasks(inputs, name, cls, memo=memo, cache=fits)
-    result = algo.fn(tasks, **params)
-    first = None
-    if inspect.isgenerator(result):
-        try:
-            first = next(result)
-        except StopIteration as stop:  # needed no statistics after all
-            first, result = None, stop.value
-    if first is not None:
-        if fits:
-            def feeds(accs: list[Accumulator]) -> None:
-                for a in accs:
-                    a.feed(tasks)
-            rule = _run_requests(result, feeds, first, inputs.dtype, streamed=False)
-        else:
-            step = chunk_rows(plan, info.shape)
-
-            def feeds(accs: list[Accumulator]) -> None:
-                draws = Draws(name)
-                for rows in _chunks(plan, name, step):
-                    c = Tasks(inputs, name, cls, rows=rows, draws=draws, memo=memo, cache=True)
-                    for a in accs:
-                        a.feed(c)
-            rule = _run_requests(result, feeds, first, inputs.dtype, streamed=True)
-        result = rule
-    if callable(result):
-        if fits:
-            def single() -> Iterator[Piece]:
-                yield None, result(tasks), tasks.base() if has_base else None
-                tasks.release()
-            return single(), kind
-        return _stream_rule(plan, name, cls, result), kind
-
-    def done() -> Iterator[Piece]:
-        yield None, result, tasks.base() if has_base else None
-        tasks.release()
-    return done(), kind
-
-
 def _fits(plan: Plan, shape: tuple[int, ...]) -> bool:
     return chunk_rows(plan, shape) >= _rows(shape)
 
 
-def _stream_rule(plan: Plan, name: str, cls: str, rule: Callable[[Tasks], Tensor]) -> Iterator[Piece]:
+def _pieces(plan: Plan, name: str, cls: str, combo: dict[str, Any], memo: dict[Any, Any],
+            model_rule: Rule | None) -> tuple[Iterator[Piece], str]:
+    """The merged values of one tensor under one parameter combination, chunk by chunk, and their kind.
+
+    Kind: ``update`` (tau*, to scale by lambda), ``update-fixed`` (tau* added without lambda) or ``weights``
+    (W* itself). Dispatch on what the algorithm declared it returns (``registry.algorithm``).
+    """
+    algo = plan.algo
+    kind = "weights" if algo.space == "weights" else "update"
+    if algo.space == "subspace":
+        if cls in MATRIX_CLASSES:
+            return _matrix_pieces(plan, name, cls, combo, memo), kind
+        fixed = combo.get("mean_scale") == "1"
+        return _stream_rule(plan, name, cls, class_mean), "update-fixed" if fixed else kind
+    if model_rule is not None:
+        return _stream_rule(plan, name, cls, model_rule), kind
+    info = plan.inputs.reference.infos[name]
+    tasks = Tasks(plan.inputs, name, cls, memo=memo, cache=_fits(plan, info.shape))
+    if algo.returns == "rule":
+        rule = algo.call(tasks, combo)
+    else:
+        rule = _rule_from_stats(plan, name, cls, tasks, combo, memo)
+    return _rule_pieces(plan, name, cls, tasks, rule), kind
+
+
+def class_mean(c: Tasks) -> Tensor:
+    """tau* of a class-mean tensor under a subspace algorithm: (1/T) sum_t w_t tau_t (docs/algorithms.md section 2)."""
+    return (c.weight_tensor() * c.taus()).sum(0) / c.T
+
+
+def _matrix_pieces(plan: Plan, name: str, cls: str, combo: dict[str, Any], memo: dict[Any, Any]) -> Iterator[Piece]:
+    """A ``matrix`` algorithm's tau* of one whole matrix (class svd, or svd-flat reshaped)."""
+    inputs = plan.inputs
+    shape = inputs.reference.infos[name].shape
+    tasks = Tasks(inputs, name, cls, memo=memo, matrix=cls == "svd-flat", cache=_fits(plan, shape))
+    value = plan.algo.call(tasks, combo).reshape(shape)
+    yield None, value, tasks.base().reshape(shape) if inputs.base is not None else None
+    tasks.release()
+
+
+def _rule_from_stats(plan: Plan, name: str, cls: str, tasks: Tasks, combo: dict[str, Any],
+                     memo: dict[Any, Any]) -> Rule:
+    """Run a ``stats`` algorithm: answer its statistic requests over the tensor (in memory, or in streaming passes
+    over row chunks when it does not fit), and return the rule it gives back."""
+    inputs = plan.inputs
+    gen = plan.algo.call(tasks, combo)
+    try:
+        first = next(gen)
+    except StopIteration as stop:  # needed no statistics after all
+        rule: Rule = stop.value
+        return rule
+    if tasks.cache:  # the tensor fits: every request over the one chunk in memory
+        def feeds(accs: list[Accumulator]) -> None:
+            for a in accs:
+                a.feed(tasks)
+        return _run_requests(gen, feeds, first, inputs.dtype, streamed=False)
+    step = chunk_rows(plan, inputs.reference.infos[name].shape)
+
+    def feeds_streamed(accs: list[Accumulator]) -> None:
+        draws = Draws(name)
+        for rows in _chunks(plan, name, step):
+            c = Tasks(inputs, name, cls, rows=rows, draws=draws, memo=memo, cache=True)
+            for a in accs:
+                a.feed(c)
+    return _run_requests(gen, feeds_streamed, first, inputs.dtype, streamed=True)
+
+
+def _rule_pieces(plan: Plan, name: str, cls: str, tasks: Tasks, rule: Rule) -> Iterator[Piece]:
+    """``rule`` over the whole tensor (reusing ``tasks``' cache when it fits), else over its chunks."""
+    if not tasks.cache:
+        yield from _stream_rule(plan, name, cls, rule)
+        return
+    yield None, rule(tasks), tasks.base() if plan.inputs.base is not None else None
+    tasks.release()
+
+
+def _stream_rule(plan: Plan, name: str, cls: str, rule: Rule) -> Iterator[Piece]:
     inputs = plan.inputs
     shape = inputs.reference.infos[name].shape
     if _fits(plan, shape):
@@ -224,15 +226,10 @@ def model_scope_rules(plan: Plan) -> dict[tuple[int, str], Any]:
     names = [n for n, c in plan.classes.items() if c != "base"]
     total = sum(inputs.reference.infos[n].numel for n in names)
     for ci, combo in enumerate(plan.combos):
-        if combo.get("scope") != "model" or plan.algo.space == "subspace":
+        if combo.get("scope") != "model" or plan.algo.returns != "stats":
             continue
-        params = {k: v for k, v in combo.items() if k != "mean_scale"}
-        gens = {}
-        for n in names:
-            g = plan.algo.fn(Tasks(inputs, n, plan.classes[n], scope_numel=total, cache=False), **params)
-            gens[n] = g
-        if not all(inspect.isgenerator(g) for g in gens.values()):
-            continue
+        gens = {n: plan.algo.call(Tasks(inputs, n, plan.classes[n], scope_numel=total, cache=False), combo)
+                for n in names}
         pending = {}
         for n, g in gens.items():
             try:
@@ -308,14 +305,6 @@ def run(plan: Plan, *, progress: Progress | None = None, warn: Warn | None = Non
             progress.advance(name)
 
 
-def working_set(plan: Plan, name: str) -> int:
-    """Bytes one tensor's merge may hold: its inputs in the compute dtype and temporaries, or a chunk's."""
-    info = plan.inputs.reference.infos[name]
-    elem = torch.finfo(plan.inputs.dtype).bits // 8
-    out = sum(i.nbytes for i in plan.out_infos if i.name == name) * len(plan.outputs)
-    return min((3 * plan.inputs.T + 6) * info.numel * elem, plan.budget) + out
-
-
 def _ordered(plan: Plan, names: list[str], model_rules: dict[tuple[int, str], Any]) -> Iterator[tuple[str, list[Tensor]]]:
     """(name, merged tensors) in ``names`` order, merged on ``plan.workers`` threads.
 
@@ -342,7 +331,7 @@ def _ordered(plan: Plan, names: list[str], model_rules: dict[tuple[int, str], An
     inflight = 0
     try:
         for name in names:
-            cost = working_set(plan, name)
+            cost = plan.working_set(name)
             while pending and (len(pending) > workers or inflight + cost > cap):
                 done, fut, c = pending.popleft()
                 yield done, fut.result()
@@ -361,7 +350,6 @@ def batches(plan: Plan, names: list[str]) -> list[list[str]]:
     """Units of work in ``names`` order: same-shape ``svd`` matrices grouped (up to ``plan.batch`` each, and as
     many as twice the memory budget holds), looking ahead a few batches; every other tensor alone."""
     infos = plan.inputs.reference.infos
-    elem = torch.finfo(plan.inputs.dtype).bits // 8
     lookahead = 4 * plan.batch
     taken: set[str] = set()
     units = []
@@ -372,7 +360,7 @@ def batches(plan: Plan, names: list[str]) -> list[list[str]]:
         unit = [name]
         if plan.classes[name] == "svd":
             shape = infos[name].shape
-            per = (3 * plan.inputs.T + 6) * infos[name].numel * elem
+            per = working_set(plan.inputs.T, infos[name].numel, plan.inputs.dtype)
             size = max(1, min(plan.batch, (2 * plan.budget) // max(per, 1)))
             for other in names[i + 1:i + 1 + lookahead]:
                 if len(unit) >= size:
@@ -393,9 +381,8 @@ def _batched(plan: Plan, names: list[str], model_rules: dict[tuple[int, str], An
         if unit is not None and len(unit) > 1:
             values: dict[tuple[int, str], Tensor] = {}
             for ci, combo in enumerate(plan.combos):
-                params = {k: v for k, v in combo.items() if k != "mean_scale"}
                 tasks = [Tasks(plan.inputs, n, "svd") for n in unit]
-                out = plan.algo.batched(tasks, **params)  # type: ignore[misc]
+                out = plan.algo.call_batched(tasks, combo)
                 if out is not None:
                     values.update({(ci, n): v for n, v in zip(unit, out, strict=True)})
             for n in unit:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
-from asrmerge.merge.registry import P, algorithm
+from asrmerge.merge.registry import Lam, P, algorithm
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -14,21 +14,13 @@ if TYPE_CHECKING:
 RANK_MODES = ("numerical", "full")
 
 
-def weighted_sum(tasks: Tasks) -> Tensor:
-    """Delta = sum_t w_t tau_t, one task at a time."""
-    out = tasks.weights[0] * tasks.tau(0)
-    for t in range(1, tasks.T):
-        out = out + tasks.weights[t] * tasks.tau(t)
-    return out
-
-
-def _iso_c_batched(batch: list[Tasks], *, rank_mode: str = "numerical", lam: float = 1.0) -> list[Tensor]:
+def _iso_c_batched(batch: list[Tasks], *, rank_mode: str = "numerical") -> list[Tensor]:
     """iso-c over same-shape matrices at once: one batched SVD of the summed task vectors."""
     import torch
 
     from asrmerge.linalg.svd import batched_svd, rank_mask
 
-    delta = torch.stack([weighted_sum(b) for b in batch])
+    delta = torch.stack([b.weighted_sum() for b in batch])
     u, s, vh = batched_svd(delta, name=batch[0].name)
     if rank_mode == "full":
         return list((s.mean(-1)[:, None, None] * (u @ vh)).unbind(0))
@@ -38,15 +30,16 @@ def _iso_c_batched(batch: list[Tasks], *, rank_mode: str = "numerical", lam: flo
     return list((mean[:, None, None] * ((u * keep.unsqueeze(-2).to(u.dtype)) @ vh)).unbind(0))
 
 
-@algorithm("iso-c", space="subspace", paper="Marczak et al. 2025, No task left behind (Iso-C), arXiv:2502.04959",
-           batched=_iso_c_batched)
+@algorithm("iso-c", space="subspace", returns="matrix",
+           paper="Marczak et al. 2025, No task left behind (Iso-C), arXiv:2502.04959",
+           lam=Lam(1.0, "scaling factor lambda (the Iso code tunes it over (0, 3])", source="FusionBench"),
+           svds=lambda T, params: 1, batched=_iso_c_batched)
 def iso_c(tasks: Tasks, *,
-          rank_mode: Annotated[str, P(RANK_MODES, "average the numerically nonzero singular values (ours), or all (the reference)")] = "numerical",
-          lam: Annotated[float, P("(0,3]", "scaling factor lambda (the Iso code tunes it over (0, 3])", source="FusionBench")] = 1.0) -> Tensor:
+          rank_mode: Annotated[str, P(RANK_MODES, "average the numerically nonzero singular values (ours), or all (the reference)")] = "numerical") -> Tensor:
     """Iso-C: flatten the spectrum of the summed task vectors to its mean singular value."""
     from asrmerge.linalg.svd import numerical_rank, svd
 
-    delta = weighted_sum(tasks)
+    delta = tasks.weighted_sum()
     u, s, vh = svd(delta, name=tasks.name)
     if rank_mode == "full":
         return s.mean() * (u @ vh)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
-from asrmerge.merge.iso_c import RANK_MODES, weighted_sum
-from asrmerge.merge.registry import P, algorithm
+from asrmerge.linalg.newton_schulz import NAMES as NS_COEFFS
+from asrmerge.merge.iso_c import RANK_MODES
+from asrmerge.merge.registry import Lam, P, algorithm
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -13,7 +14,6 @@ if TYPE_CHECKING:
     from asrmerge.merge.tasks import Tasks
 
 ORTHS = ("svd", "ns")
-NS_COEFFS = ("muon", "schedule", "cubic")
 
 
 def sizes(r: int, T: int, common_frac: float) -> tuple[int, int]:
@@ -25,14 +25,19 @@ def sizes(r: int, T: int, common_frac: float) -> tuple[int, int]:
     return r - s_tot, s_tot // T
 
 
-@algorithm("iso-cts", space="subspace", paper="Marczak et al. 2025, No task left behind (Iso-CTS), arXiv:2502.04959")
+def svd_count(T: int, params: dict[str, Any]) -> int:
+    """The sum's SVD, T residual SVDs, and the two polar factors' with orth=svd (per matrix)."""
+    return 1 + T + (2 if params["orth"] == "svd" else 0)
+
+
+@algorithm("iso-cts", space="subspace", returns="matrix",
+           paper="Marczak et al. 2025, No task left behind (Iso-CTS), arXiv:2502.04959", lam=Lam(1.0), svds=svd_count)
 def iso_cts(tasks: Tasks, *,
             common_frac: Annotated[float, P("[0,1]", "fraction of the rank given to the common subspace")] = 0.8,
             orth: Annotated[str, P(ORTHS, "orthogonalise by polar factor (the reference) or Newton-Schulz")] = "svd",
             ns_steps: Annotated[int, P("[1,100]", "Newton-Schulz iterations (orth=ns)")] = 5,
             ns_coeffs: Annotated[str, P(NS_COEFFS, "Newton-Schulz coefficients (orth=ns)")] = "muon",
-            rank_mode: Annotated[str, P(RANK_MODES, "drop numerically zero triplets (ours) or keep all (the reference)")] = "numerical",
-            lam: Annotated[float, P("(0,3]", "scaling factor lambda")] = 1.0) -> Tensor:
+            rank_mode: Annotated[str, P(RANK_MODES, "drop numerically zero triplets (ours) or keep all (the reference)")] = "numerical") -> Tensor:
     """Iso-CTS: common subspace of the sum plus each task's own residual directions, flattened to one scale."""
     import torch
 
@@ -42,7 +47,7 @@ def iso_cts(tasks: Tasks, *,
     r = min(m, n)
     T = tasks.T
     k, s = sizes(r, T, common_frac)
-    total = weighted_sum(tasks)
+    total = tasks.weighted_sum()
     u, sig, vh = svd(total, name=tasks.name)
     numerical = rank_mode == "numerical"
 

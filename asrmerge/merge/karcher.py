@@ -75,7 +75,7 @@ def karcher_coefficients(gram: Tensor, weights: list[float], max_iter: int, tol:
     return coef
 
 
-@algorithm("karcher", space="weights", paper="Karcher mean on the sphere (mergekit karcher; arXiv:2603.05354)",
+@algorithm("karcher", space="weights", returns="stats", identity={}, paper="Karcher mean on the sphere (mergekit karcher; arXiv:2603.05354)",
            needs_base=False)
 def karcher(tasks: Tasks, *,
             max_iter: Annotated[int, P("[0,1000]", "Riemannian gradient steps")] = 10,

@@ -26,7 +26,7 @@ def eta(gram: Tensor, cos_floor: float) -> Tensor:
     return T * q / (1 + (T - 1) * q)
 
 
-@algorithm("model-stock", space="weights", paper="Jang et al. 2024, Model Stock, arXiv:2403.19522", min_tasks=2)
+@algorithm("model-stock", space="weights", returns="stats", paper="Jang et al. 2024, Model Stock, arXiv:2403.19522", min_tasks=2)
 def model_stock(tasks: Tasks, *,
                 filter_wise: Annotated[bool, P(None, "one interpolation ratio per row of dim 0 instead of per tensor")] = False,
                 cos_floor: Annotated[float, P("[-1,1]", "lower clamp of the mean cosine q (mergekit: -1)", source="ours")] = 0.0,

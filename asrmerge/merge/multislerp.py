@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 EPS = 1e-8
 
 
-@algorithm("multislerp", space="weights", paper="Multi-SLERP (mergekit multislerp; arXiv:2603.05354)", needs_base=False)
+@algorithm("multislerp", space="weights", returns="stats", identity={}, paper="Multi-SLERP (mergekit multislerp; arXiv:2603.05354)", needs_base=False)
 def multislerp(tasks: Tasks, *,
                use_base: Annotated[bool, P(None, "interpolate task vectors instead of weights, then add W0 back", source="ours")] = False,
                ) -> Generator[Any, Any, Rule]:

@@ -11,7 +11,7 @@ import math
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Annotated, Any
 
-from asrmerge.merge.registry import P, algorithm
+from asrmerge.merge.registry import Lam, P, algorithm
 from asrmerge.merge.ties import magnitude
 
 if TYPE_CHECKING:
@@ -28,12 +28,12 @@ def _minmax(x: Tensor, lo: float, hi: float) -> Tensor:
     return torch.zeros_like(x) if hi == lo else (x - lo) / (hi - lo)
 
 
-@algorithm("pcb", space="tau", paper="Du et al. 2024, Parameter Competition Balancing, arXiv:2410.02396")
+@algorithm("pcb", space="tau", returns="stats", lam=Lam(1.0, "scaling factor lambda (one for all tasks)"),
+           paper="Du et al. 2024, Parameter Competition Balancing, arXiv:2410.02396")
 def pcb(tasks: Tasks, *,
         ratio: Annotated[float, P("(0,1]", "fraction r of entries each task keeps after the drop", source="the official default")] = 0.1,
         clip: Annotated[float, P("[0,0.5)", "quantile a clipped from both ends of |tau_t|")] = 1e-4,
-        scope: Annotated[str, P(("tensor", "model"), "where the quantiles are taken (the official code: model)")] = "tensor",
-        lam: Annotated[float, P("(0,3]", "scaling factor lambda (one for all tasks)")] = 1.0) -> Generator[Any, Any, Rule]:
+        scope: Annotated[str, P(("tensor", "model"), "where the quantiles are taken (the official code: model)")] = "tensor") -> Generator[Any, Any, Rule]:
     """PCB-Merging: clip, weigh entries by intra- and inter-task balance, drop the least important, average."""
     import torch
 

@@ -24,7 +24,7 @@ from asrmerge.io.tensors import TensorInfo
 from asrmerge.io.writer import check_destination
 from asrmerge.merge import registry
 from asrmerge.merge.policy import Policy, group_scale, parse_rules
-from asrmerge.merge.tasks import Inputs
+from asrmerge.merge.tasks import Inputs, working_set
 
 DEFAULT_BUDGET = 512 << 20  # bytes of working set per tensor before the engine streams it in chunks
 
@@ -78,9 +78,19 @@ class Plan:
     stack: ExitStack
     workers: int = 1
     batch: int = 1
+    _out_bytes: dict[str, int] = field(default_factory=dict, repr=False)
 
     def lam_scale(self, name: str) -> float:
         return group_scale(self.lam_rules, name)
+
+    def working_set(self, name: str) -> int:
+        """Bytes merging tensor ``name`` holds at most: its working set within the budget (the engine streams
+        larger tensors in chunks), plus its output tensors."""
+        info = self.inputs.reference.infos[name]
+        if not self._out_bytes:
+            self._out_bytes.update((i.name, i.nbytes) for i in self.out_infos)
+        out = self._out_bytes[name] * len(self.outputs)
+        return min(working_set(self.inputs.T, info.numel, self.inputs.dtype), self.budget) + out
 
     def close(self) -> None:
         self.stack.close()
@@ -94,7 +104,7 @@ def split_param(item: str) -> tuple[str, str]:
 
 
 def resolve_params(algo: registry.Algorithm, items: list[str], T: int) -> tuple[dict[str, list[Any]], str | None]:
-    """Parsed values per parameter (lists: sweeps), defaults filled in; also ``-p policy=...``."""
+    """Parsed values per parameter (lists: sweeps), defaults and run-time defaults filled in; also ``-p policy=...``."""
     values: dict[str, list[Any]] = {}
     policy = None
     for item in items:
@@ -102,8 +112,8 @@ def resolve_params(algo: registry.Algorithm, items: list[str], T: int) -> tuple[
         if name == "policy":
             policy = raw
             continue
-        if name in algo.aliases:
-            raise UsageError(f"{algo.name} fixes {name}={algo.aliases[name]}", subject="-p",
+        if name in algo.fixed:
+            raise UsageError(f"{algo.name} fixes {name}={algo.fixed[name]}", subject="-p",
                              hint="use the algorithm without the alias to choose it")
         param = algo.param(name)
         parts = [raw] if param.type is str and "," not in raw else raw.split(",")
@@ -116,11 +126,8 @@ def resolve_params(algo: registry.Algorithm, items: list[str], T: int) -> tuple[
             if p.required:
                 raise UsageError(f"{algo.name} needs -p {p.name}=VALUE", subject="-p", hint=p.doc)
             values[p.name] = [p.default]
-    if "rank_frac" in values:
-        values["rank_frac"] = [1.0 / T if v is None else v for v in values["rank_frac"]]
-        for v in values["rank_frac"]:
-            algo.param("rank_frac").check(v)
-    for name, fixed in algo.aliases.items():
+        values[p.name] = [p.value_for(v, T) for v in values[p.name]]
+    for name, fixed in algo.fixed.items():
         values[name] = [fixed]
     return values, policy
 
@@ -252,18 +259,6 @@ def make_plan(spec: MergeSpec, *, opened: tuple[Checkpoint | None, list[Checkpoi
         raise
 
 
-def svd_count(algo: registry.Algorithm, T: int, combo: dict[str, Any]) -> int:
-    """Decompositions per ``svd`` tensor (the polar factors of TSV/Iso-CTS count as two more)."""
-    orth_svd = combo.get("orth", "svd") == "svd"
-    if algo.name in ("iso-c",):
-        return 1
-    if algo.name in ("iso-cts",):
-        return 1 + T + (2 if orth_svd else 0)
-    if algo.space == "subspace":
-        return T + (2 if orth_svd else 0)
-    return 0
-
-
 def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float = 1.0e9) -> dict[str, Any]:
     """What the merge will do, from headers: each tensor's class, the SVDs, estimated memory and time.
 
@@ -282,23 +277,23 @@ def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float = 1.0e9
     ref = inputs.reference
     if svd_rate is None:
         svd_rate = measure_svd_rate(inputs.device, inputs.dtype)
-    elem = torch.finfo(inputs.dtype).bits // 8
     tensors = []
     svds = 0
     svd_seconds = 0.0
-    peak = 0
+    held = []
     for name, info in ref.infos.items():
         cls = plan.classes[name]
         per_svd = 0
         if plan.algo.space == "subspace" and cls in ("svd", "svd-flat"):
-            per_svd = sum(svd_count(plan.algo, T, c) for c in plan.combos)
+            per_svd = sum(plan.algo.svd_count(T, c) for c in plan.combos)
             m, n = info.shape[0], math.prod(info.shape[1:])
             svd_seconds += per_svd * svd_rate * svd_units(m, n)
             svds += per_svd
-        work = (T + 3) * info.numel * elem
-        peak = max(peak, min(work, plan.budget + 2 * info.numel * elem))
+        held.append(plan.working_set(name))
         tensors.append({"tensor": name, "shape": list(info.shape), "dtype": info.dtype, "class": cls, "svds": per_svd})
     parallel = max(1, plan.workers) if inputs.device.type == "cpu" else 1
+    # the engine keeps at most `workers` tensors in flight, within twice the budget
+    peak = min(sum(sorted(held, reverse=True)[:parallel]), 2 * plan.budget + max(held, default=0))
     read_bytes = sum(i.nbytes for i in ref.infos.values()) * (T + (1 if inputs.base is not None else 0))
     write_bytes = sum(i.nbytes for i in plan.out_infos) * len(plan.outputs)
     classes: dict[str, int] = {}

@@ -21,6 +21,7 @@ from asrmerge.errors import UsageError
 from asrmerge.io.tensors import TensorInfo
 
 CLASSES = ("svd", "svd-flat", "mean", "base")
+MATRIX_CLASSES = ("svd", "svd-flat")  # the subspace algorithms' matrix path
 
 WHISPER_RULES: tuple[tuple[str, str], ...] = (
     ("model.*.layers.*.self_attn.[qkv]_proj.weight", "svd"),

@@ -1,16 +1,14 @@
-"""The algorithm registry: one declaration per algorithm drives ``--list``, validation, docs and completion.
+"""The algorithm registry: the one place a merge algorithm declares what it is and what it needs.
 
-An algorithm is a function decorated with :func:`algorithm`. Its keyword-only parameters are the
-``-p name=value`` options: the annotation ``Annotated[type, P(range_or_choices, doc)]`` gives the type,
-the accepted values and a doc line; the default is the default (``None`` with ``P(default="1/T")``
-for values resolved at run time); no default means required. The first docstring line is the
-algorithm's summary. Importing this module, or the algorithm modules, never imports torch.
+One declaration per algorithm drives ``--list``, parameter parsing and checks, ``--dry-run``'s SVD count,
+the engine's dispatch, the man page and shell completion. The contract is written once, in the docstring
+of :func:`algorithm`. Importing this module, or the algorithm modules, never imports torch.
 """
 
 from __future__ import annotations
 
 import difflib
-import inspect
+import inspect as pyinspect
 import math
 import types
 import typing
@@ -21,21 +19,43 @@ from typing import Any
 from asrmerge.errors import UsageError
 
 SPACES = ("weights", "tau", "subspace")
+RETURNS = ("matrix", "rule", "stats")
+# parameters the engine consumes itself: the algorithm function never sees them
+ENGINE_PARAMS = ("lam", "mean_scale")
 
 
 @dataclass(frozen=True)
 class P:
-    """Metadata of one parameter: accepted values (``"(0,1]"`` interval, or a tuple of choices) and a doc line."""
+    """Metadata of one parameter, for ``Annotated[type, P(...)]`` in an algorithm's signature.
+
+    Attributes:
+        accepts: an interval such as ``"(0,1]"`` or ``"[1,100]"``, or a tuple of choices.
+        doc: one line for ``--list`` and the man page.
+        default: how a default decided at run time is shown (``"1/T"``); the signature's default is ``None``.
+        source: where the default comes from (the paper, the reference code, "ours").
+        resolve: for a run-time default, the value for T tasks (``lambda T: 1 / T``).
+    """
 
     accepts: str | tuple[str, ...] | None = None
     doc: str = ""
-    default: str | None = None  # how a run-time default is described (``"1/T"``)
-    source: str = ""  # where the default comes from (paper, reference code, "ours")
+    default: str | None = None
+    source: str = ""
+    resolve: Callable[[int], Any] | None = None
+
+
+@dataclass(frozen=True)
+class Lam:
+    """The scaling factor lambda of a task-vector algorithm: W* = W_0 + lambda * tau* (applied by the engine)."""
+
+    default: float
+    doc: str = "scaling factor lambda"
+    source: str = ""
+    accepts: str = "(0,3]"
 
 
 @dataclass(frozen=True)
 class Param:
-    """A parameter as the CLI sees it."""
+    """A parameter as the CLI sees it (``-p name=value``)."""
 
     name: str
     type: type
@@ -45,6 +65,7 @@ class Param:
     doc: str
     default_doc: str | None = None
     source: str = ""
+    resolve: Callable[[int], Any] | None = None
 
     @property
     def choices(self) -> tuple[str, ...] | None:
@@ -90,6 +111,13 @@ class Param:
             raise UsageError(f"{self.name}={format_value(value)} is out of range {self.accepts}", subject="-p",
                              hint=f"{self.name}: {self.doc}")
 
+    def value_for(self, value: Any, T: int) -> Any:
+        """``value``, or the run-time default for T tasks when it is ``None``; checked."""
+        if value is None and self.resolve is not None:
+            value = self.resolve(T)
+            self.check(value)
+        return value
+
 
 def interval_contains(spec: str, x: float) -> bool:
     """Whether ``x`` lies in an interval written like ``(0,1]`` or ``[0,inf)``."""
@@ -109,20 +137,27 @@ def format_value(v: Any) -> str:
     return str(v)
 
 
+SvdCount = Callable[[int, dict[str, Any]], int]
+
+
 @dataclass(frozen=True)
 class Algorithm:
-    """A registered merge algorithm."""
+    """A registered merge algorithm (see :func:`algorithm` for what each field means)."""
 
     name: str
     fn: Callable[..., Any]
     summary: str
     paper: str
     space: str
-    params: tuple[Param, ...]
+    returns: str
+    params: tuple[Param, ...]  # the function's own, then lam, then mean_scale (subspace)
     min_tasks: int = 1
     needs_base: bool = True
-    aliases: dict[str, Any] = field(default_factory=dict)  # fixed parameter values (tsvm-ns: orth=ns)
-    batched: Callable[..., Any] | None = None  # the same rule over a list of same-shape matrices (GPU batching)
+    fixed: dict[str, Any] = field(default_factory=dict)  # parameter values an alias fixes (tsvm-ns: orth=ns)
+    batched: Callable[..., Any] | None = None
+    svds: SvdCount | None = None
+    identity: dict[str, Any] | None = None
+    own: frozenset[str] = frozenset()  # the keyword parameters fn takes
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -136,58 +171,130 @@ class Algorithm:
     def defaults(self) -> dict[str, Any]:
         return {p.name: p.default for p in self.params if not p.required}
 
+    @property
+    def has_lam(self) -> bool:
+        return any(p.name == "lam" for p in self.params)
+
+    def call(self, tasks: Any, combo: dict[str, Any]) -> Any:
+        """``fn(tasks, **own parameters of combo)``: what it returns is this algorithm's ``returns`` kind."""
+        return self.fn(tasks, **self._own(combo))
+
+    def call_batched(self, batch: list[Any], combo: dict[str, Any]) -> Any:
+        """The batched rule over same-shape matrices: a list of results, or ``None`` (use the per-matrix rule)."""
+        assert self.batched is not None
+        return self.batched(batch, **self._own(combo))
+
+    def _own(self, combo: dict[str, Any]) -> dict[str, Any]:
+        return {k: v for k, v in combo.items() if k in self.own}
+
+    def svd_count(self, T: int, combo: dict[str, Any]) -> int:
+        """Decompositions per matrix of class svd for T tasks with these parameters (0 outside the subspace space)."""
+        return self.svds(T, combo) if self.svds is not None else 0
+
 
 REGISTRY: dict[str, Algorithm] = {}
 
 MEAN_SCALE = Param("mean_scale", str, "lam", False, ("lam", "1"),
                    "class-mean tensors: W0 + lam * mean(tau) ('lam', as the reference code) or W0 + mean(tau) ('1')",
-                   source="ALGORITHMS.md section 2")
+                   source="docs/algorithms.md section 2")
 
 
 def _params(fn: Callable[..., Any]) -> tuple[Param, ...]:
     out = []
-    for name, p in inspect.signature(fn).parameters.items():
-        if p.kind is not inspect.Parameter.KEYWORD_ONLY:
+    for name, p in pyinspect.signature(fn).parameters.items():
+        if p.kind is not pyinspect.Parameter.KEYWORD_ONLY:
             continue
+        if name in ENGINE_PARAMS:
+            raise TypeError(f"{fn.__qualname__}: {name} is the engine's; declare lambda with algorithm(lam=Lam(...))")
         hint = eval(p.annotation, fn.__globals__) if isinstance(p.annotation, str) else p.annotation
         meta = next((m for m in getattr(hint, "__metadata__", ()) if isinstance(m, P)), P())
         base = typing.get_args(hint)[0] if hasattr(hint, "__metadata__") else hint
         if typing.get_origin(base) in (typing.Union, types.UnionType):
             base = next(a for a in typing.get_args(base) if a is not type(None))
-        required = p.default is inspect.Parameter.empty
+        required = p.default is pyinspect.Parameter.empty
+        if p.default is None and not required and meta.resolve is None:
+            raise TypeError(f"{fn.__qualname__}: {name} defaults to None; give P(resolve=...) its run-time value")
         out.append(Param(name, base, None if required else p.default, required, meta.accepts, meta.doc,
-                         meta.default, meta.source))
+                         meta.default, meta.source, meta.resolve))
     return tuple(out)
 
 
-def algorithm(name: str, *, space: str, paper: str, min_tasks: int = 1, needs_base: bool = True,
-              aliases: dict[str, dict[str, Any]] | None = None,
-              batched: Callable[..., Any] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register ``fn`` as the merge algorithm ``name`` (and any ``aliases``: name -> fixed parameters).
+def algorithm(name: str, *, space: str, returns: str, paper: str, lam: Lam | None = None, svds: SvdCount | None = None,
+              min_tasks: int = 1, needs_base: bool = True, aliases: dict[str, dict[str, Any]] | None = None,
+              batched: Callable[..., Any] | None = None,
+              identity: dict[str, Any] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``fn`` as the merge algorithm ``name``. This is the whole algorithm contract.
+
+    Adding an algorithm is one module in ``asrmerge/merge/`` (every module there that is not part of the
+    engine is imported, and so registered, by the package) and one test file; its section in
+    docs/algorithms.md and ``bin/gen-man`` keep the documentation in step (tests check both).
+
+    The function: ``fn(tasks, *, param: Annotated[type, P(...)] = default, ...)``. ``tasks`` is a
+    :class:`asrmerge.merge.tasks.Tasks`: one tensor (or a chunk of its rows) across the base and the T
+    tasks, read lazily in the compute dtype on the compute device. Its keyword-only parameters are the
+    ``-p name=value`` options, typed, range-checked and shown by ``--list``: ``P(accepts, doc)`` gives the
+    accepted interval or choices and a doc line; no default means required; a default of ``None`` needs
+    ``P(default="1/T", resolve=lambda T: 1 / T)``, its value for T tasks. The first docstring line is the
+    summary. The function never sees ``lam`` or ``mean_scale``: the engine applies them.
 
     Args:
         name: the CLI name (``--algo name``).
-        space: ``weights`` (full parameters), ``tau`` (element-wise on task vectors) or ``subspace``
-            (matrix rule for tensors of class ``svd``).
+        space: ``weights`` (the output is W* itself: parameter space), ``tau`` (element-wise on task
+            vectors: the output is tau*, and W* = W_0 + lambda tau*) or ``subspace`` (a matrix rule for
+            tensors of class ``svd``/``svd-flat``; tensors of class ``mean`` get the weighted mean task
+            vector, scaled as ``mean_scale`` says; class ``base`` keeps W_0).
+        returns: what ``fn`` returns, which decides how the engine runs it:
+
+            - ``matrix`` (``subspace`` only): tau* of one whole matrix, a tensor of ``tasks.shape``;
+            - ``rule``: a function ``rule(chunk) -> values`` that the engine applies to the whole tensor
+              or, when it exceeds the memory budget, to each chunk of rows;
+            - ``stats``: ``fn`` is a generator that first ``yield``s lists of statistic requests
+              (:mod:`asrmerge.merge.stream`: ``KthLargest``, ``Total``, ``Extreme``), receives each list's
+              exact values (computed in memory or in streaming passes, over the tensor or, with
+              ``scope=model``, the model), and finally ``return``s a rule as above.
         paper: the citation shown by ``--list``.
+        lam: the algorithm's lambda (default, doc, source); ``None`` for ``weights`` algorithms. It becomes
+            the parameter ``lam`` (sweeping it reuses every other result).
+        svds: decompositions per svd-class matrix, ``svds(T, params)``, for ``--dry-run``'s estimate.
         min_tasks: fewer inputs are a usage error.
         needs_base: whether ``--base`` is required.
-        batched: optional ``fn(list_of_tasks, **params) -> list of results | None`` for same-shape matrices,
-            used with ``--batch`` (GPUs); it must equal the per-matrix rule to 1e-5 (ALGORITHMS.md section 3).
+        aliases: further names with some parameters fixed (``{"tsvm-ns": {"orth": "ns"}}``).
+        batched: optional ``batched(list_of_tasks, **params) -> list | None``: the same rule for many
+            same-shape matrices at once (``--batch``, GPUs), equal to the per-matrix rule to 1e-5 relative
+            (docs/algorithms.md section 3); ``None`` where only the per-matrix rule applies.
+        identity: parameters with which one task returns W_1 (docs/algorithms.md section 7.1), or ``None``
+            if the algorithm is not the identity on one task by design; the property tests use it.
     """
     if space not in SPACES:
-        raise ValueError(space)
+        raise ValueError(f"{name}: space {space!r} is not one of {SPACES}")
+    if returns not in RETURNS:
+        raise ValueError(f"{name}: returns {returns!r} is not one of {RETURNS}")
+    if (returns == "matrix") != (space == "subspace"):
+        raise ValueError(f"{name}: subspace algorithms return matrices, the others rules or stats")
+    if (lam is None) != (space == "weights"):
+        raise ValueError(f"{name}: task-vector algorithms declare lam=Lam(...); parameter-space ones have none")
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-        summary = (inspect.getdoc(fn) or "").splitlines()[0]
-        params = _params(fn)
+        if (returns == "stats") != pyinspect.isgeneratorfunction(fn):
+            raise TypeError(f"{name}: returns='stats' exactly when the function is a generator")
+        summary = (pyinspect.getdoc(fn) or "").splitlines()[0]
+        own = _params(fn)
+        params = own
+        if lam is not None:
+            params += (Param("lam", float, lam.default, False, lam.accepts, lam.doc, source=lam.source),)
         if space == "subspace":
             params += (MEAN_SCALE,)
-        REGISTRY[name] = Algorithm(name, fn, summary, paper, space, params, min_tasks, needs_base, batched=batched)
+        keys = frozenset(p.name for p in own)
+
+        def make(alg: str, summ: str, kept: tuple[Param, ...], fixed: dict[str, Any]) -> Algorithm:
+            return Algorithm(alg, fn, summ, paper, space, returns, kept, min_tasks, needs_base, fixed, batched, svds,
+                             identity if not fixed else None, keys)
+
+        REGISTRY[name] = make(name, summary, params, {})
         for alias, fixed in (aliases or {}).items():
             kept = tuple(p for p in params if p.name not in fixed)
-            REGISTRY[alias] = Algorithm(alias, fn, f"{summary} ({', '.join(f'{k}={v}' for k, v in fixed.items())})",
-                                        paper, space, kept, min_tasks, needs_base, dict(fixed), batched)
+            REGISTRY[alias] = make(alias, f"{summary} ({', '.join(f'{k}={v}' for k, v in fixed.items())})", kept,
+                                   dict(fixed))
         return fn
 
     return register
@@ -205,6 +312,7 @@ def get(name: str) -> Algorithm:
 
 
 def names() -> list[str]:
+    """Every algorithm name, in ``--list`` order: by space (parameters, task vectors, subspaces), then by name."""
     import asrmerge.merge  # noqa: F401
 
-    return list(REGISTRY)
+    return sorted(REGISTRY, key=lambda n: (SPACES.index(REGISTRY[n].space), n))

@@ -9,7 +9,7 @@ import math
 from collections.abc import Generator
 from typing import TYPE_CHECKING, Annotated, Any
 
-from asrmerge.merge.registry import P, algorithm
+from asrmerge.merge.registry import Lam, P, algorithm
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -18,10 +18,10 @@ if TYPE_CHECKING:
     from asrmerge.merge.tasks import Tasks
 
 
-@algorithm("sce", space="tau", paper="Wan et al. 2024, FuseChat (SCE), arXiv:2408.07990")
+@algorithm("sce", space="tau", returns="stats", lam=Lam(1.0, "scaling factor lambda (mergekit has none: 1)"),
+           identity={"select_topk": 1.0}, paper="Wan et al. 2024, FuseChat (SCE), arXiv:2408.07990")
 def sce(tasks: Tasks, *,
-        select_topk: Annotated[float, P("(0,1]", "fraction rho_s of entries with the largest variance across tasks kept (1: all)")] = 1.0,
-        lam: Annotated[float, P("(0,3]", "scaling factor lambda (mergekit has none: 1)")] = 1.0) -> Generator[Any, Any, Rule]:
+        select_topk: Annotated[float, P("(0,1]", "fraction rho_s of entries with the largest variance across tasks kept (1: all)")] = 1.0) -> Generator[Any, Any, Rule]:
     """SCE: keep the entries whose values vary most across tasks, weigh tasks by energy, merge agreeing signs."""
     import torch
 

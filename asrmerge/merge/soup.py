@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from asrmerge.merge.tasks import Tasks
 
 
-@algorithm("soup", space="weights", paper="Wortsman et al. 2022, Model soups, arXiv:2203.05482", needs_base=False)
+@algorithm("soup", space="weights", returns="rule", identity={}, paper="Wortsman et al. 2022, Model soups, arXiv:2203.05482", needs_base=False)
 def soup(tasks: Tasks) -> Rule:
     """Weighted average of the fine-tuned weights: W* = sum_t w_t W_t / sum_t w_t."""
     from asrmerge.errors import UsageError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
-from asrmerge.merge.registry import P, algorithm
+from asrmerge.merge.registry import Lam, P, algorithm
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -13,17 +13,10 @@ if TYPE_CHECKING:
     from asrmerge.merge.tasks import Tasks
 
 
-def weighted_sum(c: Tasks) -> Tensor:
-    """sum_t w_t tau_t over one chunk, one task at a time."""
-    out = c.weights[0] * c.tau(0)
-    for t in range(1, c.T):
-        out.add_(c.tau(t), alpha=c.weights[t])
-    return out
-
-
-@algorithm("ta", space="tau", paper="Ilharco et al. 2023, Editing models with task arithmetic, arXiv:2212.04089")
+@algorithm("ta", space="tau", returns="rule", paper="Ilharco et al. 2023, Editing models with task arithmetic, arXiv:2212.04089",
+           lam=Lam(0.3, "scaling factor: W* = W0 + lam * sum_t w_t tau_t", source="FusionBench scaling_factor"),
+           identity={"lam": 1.0})
 def ta(tasks: Tasks, *,
-       lam: Annotated[float, P("(0,3]", "scaling factor: W* = W0 + lam * sum_t w_t tau_t", source="FusionBench scaling_factor")] = 0.3,
        normalize: Annotated[bool, P(None, "divide the sum by sum_t w_t")] = False) -> Rule:
     """Task Arithmetic: add the weighted sum of task vectors to the base."""
     from asrmerge.errors import UsageError
@@ -33,7 +26,7 @@ def ta(tasks: Tasks, *,
         raise UsageError("normalize=true divides by the weights' sum, which is 0", subject="--weights")
 
     def rule(c: Tasks) -> Tensor:
-        s = weighted_sum(c)
+        s = c.weighted_sum()
         return s / total if normalize else s
 
     return rule

@@ -50,6 +50,17 @@ class Inputs:
         return t.to(device=self.device, dtype=self.dtype, non_blocking=True)
 
 
+def working_set(T: int, numel: int, dtype: torch.dtype) -> int:
+    """Bytes one merge of ``numel`` elements per input may hold at once, in the compute dtype.
+
+    The budget rule of the engine (chunk sizes, batches, work in flight) and of ``--dry-run``: the T inputs
+    as read, the T upcast copies the :class:`Tasks` cache keeps (tau_t or W_t), a stack of T for the
+    algorithms that take one, and six tensor-sized temporaries (W_0, sums, masks, the result): (3T + 6) x
+    numel elements.
+    """
+    return (3 * T + 6) * numel * (torch.finfo(dtype).bits // 8)
+
+
 def draw_seed(seed: int, name: str, t: int) -> int:
     """The DARE generator seed of (task t, tensor name): the first 8 bytes of SHA-256("{seed}:{name}:{t}")."""
     digest = hashlib.sha256(f"{seed}:{name}:{t}".encode()).digest()
@@ -158,6 +169,13 @@ class Tasks:
 
     def thetas(self) -> Tensor:
         return torch.stack([self.theta(t) for t in range(self.T)])
+
+    def weighted_sum(self) -> Tensor:
+        """sum_t w_t tau_t, one task at a time (a new tensor: the cached task vectors are left as they are)."""
+        out = self.weights[0] * self.tau(0)
+        for t in range(1, self.T):
+            out.add_(self.tau(t), alpha=self.weights[t])
+        return out
 
     def weight_tensor(self) -> Tensor:
         """w_t shaped (T, 1, ..., 1) to broadcast over a stack."""

@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Annotated, Any
 
-from asrmerge.merge.registry import P, algorithm
+from asrmerge.merge.registry import Lam, P, algorithm
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -70,13 +70,13 @@ def disjoint_merge(xs: list[Tensor], weights: list[float], agg: str) -> Tensor:
     return torch.where(den != 0, num / torch.where(den != 0, den, 1.0), 0.0)
 
 
-@algorithm("ties", space="tau", paper="Yadav et al. 2023, TIES-Merging, arXiv:2306.01708")
+@algorithm("ties", space="tau", returns="stats", paper="Yadav et al. 2023, TIES-Merging, arXiv:2306.01708",
+           lam=Lam(1.0), identity={"density": 1.0, "lam": 1.0})
 def ties(tasks: Tasks, *,
          density: Annotated[float, P("(0,1]", "fraction rho of entries each task keeps (top-k by magnitude)")] = 0.2,
          scope: Annotated[str, P(("tensor", "model"), "where the top-k is taken: per tensor (mergekit) or over the whole model (the paper)")] = "tensor",
          agg: Annotated[str, P(AGGS, "disjoint aggregation: mean, sum or max of the agreeing entries")] = "dis-mean",
-         k_rule: Annotated[str, P(("floor", "ref"), "k = max(1, floor(rho n)), or floor(rho n) + 1 as the reference code")] = "floor",
-         lam: Annotated[float, P("(0,3]", "scaling factor lambda")] = 1.0) -> Generator[Any, Any, Rule]:
+         k_rule: Annotated[str, P(("floor", "ref"), "k = max(1, floor(rho n)), or floor(rho n) + 1 as the reference code")] = "floor") -> Generator[Any, Any, Rule]:
     """TIES-Merging: trim each task to its top-k, elect a sign per entry, average the agreeing entries."""
     thr = yield from trim_thresholds(tasks, density, k_rule, lambda c, t: c.tau(t))
 

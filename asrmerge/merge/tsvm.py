@@ -7,9 +7,10 @@ decomposes every task once.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
-from asrmerge.merge.registry import P, algorithm
+from asrmerge.linalg.newton_schulz import NAMES as NS_COEFFS
+from asrmerge.merge.registry import Lam, P, algorithm
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -17,7 +18,6 @@ if TYPE_CHECKING:
     from asrmerge.merge.tasks import Tasks
 
 ORTHS = ("svd", "ns", "eigh")
-NS_COEFFS = ("muon", "schedule", "cubic")
 
 
 def task_svd(tasks: Tasks, t: int) -> tuple[Tensor, Tensor, Tensor, int]:
@@ -72,7 +72,7 @@ def tsv_merge(tasks: Tasks, rank_frac: float, orth: str, ns_steps: int, ns_coeff
 
 
 def _tsvm_batched(batch: list[Tasks], *, rank_frac: float | None = None, orth: str = "svd", ns_steps: int = 5,
-                  ns_coeffs: str = "muon", lam: float = 1.0) -> list[Tensor] | None:
+                  ns_coeffs: str = "muon") -> list[Tensor] | None:
     """tsvm over same-shape matrices at once; ``None`` where only the per-matrix path applies (orth=eigh)."""
     if orth == "eigh":
         return None
@@ -80,14 +80,24 @@ def _tsvm_batched(batch: list[Tasks], *, rank_frac: float | None = None, orth: s
     return tsv_merge_batch(batch, rank_frac, orth, ns_steps, ns_coeffs)
 
 
-@algorithm("tsvm", space="subspace", paper="Gargiulo et al. 2025, Task Singular Vectors, arXiv:2412.00081",
-           aliases={"tsvm-ns": {"orth": "ns"}}, batched=_tsvm_batched)
+def svd_count(T: int, params: dict[str, Any]) -> int:
+    """T task SVDs, plus the two polar factors' with orth=svd (per matrix)."""
+    return T + (2 if params["orth"] == "svd" else 0)
+
+
+def one_over_t(T: int) -> float:
+    return 1.0 / T
+
+
+@algorithm("tsvm", space="subspace", returns="matrix", paper="Gargiulo et al. 2025, Task Singular Vectors, arXiv:2412.00081",
+           lam=Lam(1.0, "scaling factor lambda (the TSV code tunes it over (0, 3])"), svds=svd_count,
+           aliases={"tsvm-ns": {"orth": "ns"}}, batched=_tsvm_batched,
+           identity={"orth": "svd", "rank_frac": 1.0, "lam": 1.0})
 def tsvm(tasks: Tasks, *,
-         rank_frac: Annotated[float | None, P("(0,1]", "fraction p of each task's rank kept", default="1/T")] = None,
+         rank_frac: Annotated[float | None, P("(0,1]", "fraction p of each task's rank kept", default="1/T", resolve=one_over_t)] = None,
          orth: Annotated[str, P(ORTHS, "orthogonalise the concatenated singular vectors: polar factor, Newton-Schulz, or eigh")] = "svd",
          ns_steps: Annotated[int, P("[1,100]", "Newton-Schulz iterations (orth=ns)")] = 5,
-         ns_coeffs: Annotated[str, P(NS_COEFFS, "Newton-Schulz coefficients: Muon's quintic, modded-nanogpt's schedule, or cubic")] = "muon",
-         lam: Annotated[float, P("(0,3]", "scaling factor lambda (the TSV code tunes it over (0, 3])")] = 1.0) -> Tensor:
+         ns_coeffs: Annotated[str, P(NS_COEFFS, "Newton-Schulz coefficients: Muon's quintic, modded-nanogpt's schedule, or cubic")] = "muon") -> Tensor:
     """TSV-M: keep each task's top singular triplets, decorrelate their singular vectors, recombine."""
     assert rank_frac is not None  # resolved to 1/T by the planner
     return tsv_merge(tasks, rank_frac, orth, ns_steps, ns_coeffs)
@@ -107,7 +117,8 @@ def tsv_merge_batch(batch: list[Tasks], rank_frac: float, orth: str, ns_steps: i
 
     import torch
 
-    from asrmerge.linalg.svd import batched_polar, batched_svd, newton_schulz, rank_mask
+    from asrmerge.linalg.newton_schulz import newton_schulz
+    from asrmerge.linalg.svd import batched_polar, batched_svd, rank_mask
 
     first = batch[0]
     T, (m, n) = first.T, first.shape[:2]

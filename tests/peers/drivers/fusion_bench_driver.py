@@ -25,11 +25,9 @@ RESULT.json gets, per job, its seconds and the error (a traceback) if it failed.
 
 from __future__ import annotations
 
-import json
-import sys
 import time
-import traceback
-from pathlib import Path
+
+import jobloop  # the drivers' shared job loop, beside this file
 
 T_START = time.perf_counter()
 
@@ -91,21 +89,5 @@ def run(job: dict) -> None:
               metadata={"format": "pt", "peer": "fusion_bench"})
 
 
-def main() -> int:
-    jobs = json.loads(Path(sys.argv[1]).read_text())
-    results = []
-    for job in jobs:
-        t0 = time.perf_counter()
-        try:
-            with torch.no_grad():
-                run(job)
-            error = None
-        except BaseException:  # noqa: BLE001
-            error = traceback.format_exc()
-        results.append({"out": job["out"], "seconds": time.perf_counter() - t0, "error": error})
-    Path(sys.argv[2]).write_text(json.dumps({"import_s": IMPORT_S, "jobs": results}))
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(jobloop.main(run, IMPORT_S, context=torch.no_grad))

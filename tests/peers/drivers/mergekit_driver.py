@@ -10,12 +10,11 @@ not stop the others. Several jobs share one process so the import cost is paid o
 
 from __future__ import annotations
 
-import json
-import sys
 import tempfile
 import time
-import traceback
 from pathlib import Path
+
+import jobloop  # the drivers' shared job loop, beside this file
 
 T_START = time.perf_counter()
 
@@ -37,20 +36,5 @@ def run(job: dict) -> None:
         save_file(tensors, out, metadata={"format": "pt", "peer": "mergekit"})
 
 
-def main() -> int:
-    jobs = json.loads(Path(sys.argv[1]).read_text())
-    results = []
-    for job in jobs:
-        t0 = time.perf_counter()
-        try:
-            run(job)
-            error = None
-        except BaseException:  # noqa: BLE001  (click raises SystemExit too; report it per job)
-            error = traceback.format_exc()
-        results.append({"out": job["out"], "seconds": time.perf_counter() - t0, "error": error})
-    Path(sys.argv[2]).write_text(json.dumps({"import_s": IMPORT_S, "jobs": results}))
-    return 0
-
-
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(jobloop.main(run, IMPORT_S))
