@@ -37,9 +37,9 @@ Examples:
 
 class TvDtype(str, Enum):
     fp32 = "fp32"
-    fp64 = "fp64"
     fp16 = "fp16"
     bf16 = "bf16"
+    fp64 = "fp64"
 
 
 def taskvec(

@@ -68,7 +68,7 @@ class Sources:
 
     def _subject(self, spec: str, role: str) -> Subject:
         """Open ``spec``: a task vector (or LoRA adapter) is an update as stored; a model needs the base."""
-        ckpt = self._open(spec, self.tau)
+        ckpt = self._open(spec, self.tau and role == "input")  # --tau declares inputs, not --merged
         if ckpt.kind == "taskvec":
             if self.base is not None and role == "input":
                 require_taskvec(self.base, ckpt)
