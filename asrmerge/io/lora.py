@@ -404,9 +404,13 @@ class LoraBackend:
         return out
 
     def read_rows(self, name: str, rows: list[int]) -> torch.Tensor:
+        if name not in self._terms:  # untouched: no need to build the whole zero tensor
+            return torch.zeros((len(rows), *self.infos[name].shape[1:]), dtype=torch.float32)
         return self.read(name)[rows]
 
     def read_range(self, name: str, start: int, stop: int) -> torch.Tensor:
+        if name not in self._terms:
+            return torch.zeros((stop - start, *self.infos[name].shape[1:]), dtype=torch.float32)
         return self.read(name)[start:stop]
 
     def support_files(self) -> dict[str, bytes]:
