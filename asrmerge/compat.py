@@ -1,11 +1,12 @@
-"""Header-only checks that checkpoints belong together, run before any tensor is read.
+"""Checks that checkpoints belong together, run before the arithmetic: headers (names and shapes), recorded
+base fingerprints, and whether a file taken for a model holds task vectors (one small tensor read).
 
 Every problem becomes one line naming the file, the tensor, both shapes and the likely cause.
 """
 
 from __future__ import annotations
 
-from asrmerge.errors import InputError
+from asrmerge.errors import InputError, UsageError
 from asrmerge.io.checkpoint import Checkpoint
 
 MAX_LINES = 20
@@ -57,3 +58,34 @@ def require_same_base(base: Checkpoint, taskvec: Checkpoint) -> None:
     if theirs is not None and theirs != base.fingerprint():
         raise InputError(f"was made from base {theirs}, but {base.label} is {base.fingerprint()}",
                          subject=taskvec.label, hint="use the base model the task vector was taken from")
+
+
+def gain_ratio(ckpt: Checkpoint, base: Checkpoint) -> float | None:
+    """mean |layer-norm gain| of ``ckpt`` over the base's: about 1 for a model of that base, about 0 for a task
+    vector (Whisper's gains are near 1, their updates small). None without a common layer norm."""
+    names = [n for n in ckpt.infos if n.endswith("layer_norm.weight") and n in base.infos]
+    if not names:
+        return None
+    name = "model.encoder.layer_norm.weight" if "model.encoder.layer_norm.weight" in names else names[0]
+    ours = float(base.get(name).float().abs().mean())
+    return float(ckpt.get(name).float().abs().mean()) / ours if ours > 0 else None
+
+
+def require_model(base: Checkpoint, ckpt: Checkpoint) -> None:
+    """Refuse a file taken for a fine-tuned model (no asrmerge metadata) that holds task vectors: without this
+    check, tau = ckpt - base would be computed from a task vector."""
+    if ckpt.kind == "model" and "asrmerge.kind" not in ckpt.metadata:
+        ratio = gain_ratio(ckpt, base)
+        if ratio is not None and ratio < 0.1:
+            raise UsageError("holds task vectors, not a model (its layer-norm gains are near 0, the base's near 1)",
+                             subject=ckpt.label, hint="pass --tau to read such files as task vectors")
+
+
+def require_taskvec(base: Checkpoint, ckpt: Checkpoint) -> None:
+    """Refuse a file without asrmerge metadata, taken for a task vector, that holds a model."""
+    if "asrmerge.kind" not in ckpt.metadata or ckpt.metadata.get("asrmerge.declared"):
+        ratio = gain_ratio(ckpt, base)
+        if ratio is not None and ratio > 0.5:
+            raise UsageError("holds a model, not a task vector (its layer-norm gains are near the base's)",
+                             subject=ckpt.label,
+                             hint="make a task vector first: `asrmerge taskvec BASE FT -o tv.safetensors`")

@@ -3,6 +3,16 @@
 Arithmetic runs in the compute dtype (fp32, or fp64 on request) after upcasting both operands; the
 result is cast to the output dtype at the end. Task vectors are stored in fp32 by default: fine-tuning
 deltas sit near the half-ulp of fp16/bf16 weights and would be rounded away (ALGORITHMS.md section 3).
+
+**Exact round trips.** For fp16/bf16 checkpoints fp32 task vectors are exact. For fp32 checkpoints they
+are not (the difference of two fp32 numbers needs more bits), so ``dtype="F64"`` computes and stores tau in
+fp64, and applying an fp64 task vector computes in fp64: then ``apply(base, taskvec(base, ft)) == ft`` bit
+for bit, except where a weight of ``ft`` is more than 2^29 times smaller in magnitude than the base's
+(a weight moved to within about 1e-9 of zero relative to its old value), whose difference fp64 cannot
+hold exactly; :func:`make` counts those and returns them.
+
+A PEFT LoRA adapter (:mod:`asrmerge.io.lora`) stands for its fine-tune: ``taskvec BASE ADAPTER`` writes
+its tau = s B A as read, and ``--apply BASE ADAPTER`` adds it.
 """
 
 from __future__ import annotations
@@ -13,7 +23,7 @@ from typing import Any
 
 import torch
 
-from asrmerge.compat import require_compatible, require_same_base
+from asrmerge.compat import require_compatible, require_model, require_same_base, require_taskvec
 from asrmerge.errors import InputError, UsageError
 from asrmerge.io.checkpoint import Checkpoint, open_checkpoint
 from asrmerge.io.metadata import provenance
@@ -61,30 +71,45 @@ def base_norms(base: Checkpoint, compute: torch.dtype = torch.float32) -> dict[s
 
 
 def difference(base: Checkpoint, ft: Checkpoint, write: Write, *, compute: torch.dtype = torch.float32,
-               progress: Callable[[str], None] | None = None) -> None:
+               progress: Callable[[str], None] | None = None, inexact: dict[str, int] | None = None) -> None:
     """Write tau = ft - base for every tensor of ``base``, in order.
 
     Args:
         base: the pre-trained model theta_0.
-        ft: a fine-tune of it (same names and shapes; checked by the caller with :func:`check_pair`).
+        ft: a fine-tune of it (same names and shapes; checked by the caller with :func:`check_pair`), or a LoRA
+            adapter read against ``base`` (its tensors are tau already).
         write: receives each (name, tau) in the compute dtype.
         compute: the dtype of the subtraction.
         progress: called with each tensor name once written.
+        inexact: if given, receives, for every tensor where ``(base + tau)`` in the compute dtype, cast to ft's
+            dtype, is not ft bit for bit, the number of such weights.
     """
     for name in base.names():
         b = finite(base.get(name), name, base.label).to(compute)
-        f = finite(ft.get(name), name, ft.label).to(compute)
-        write(name, f - b)
+        raw = finite(ft.get(name), name, ft.label)
+        if ft.is_adapter:
+            write(name, raw.to(compute))
+        else:
+            tau = raw.to(compute) - b
+            write(name, tau)
+            if inexact is not None and raw.is_floating_point():
+                bad = int(((b + tau).to(raw.dtype) != raw).sum())
+                if bad:
+                    inexact[name] = bad
         if progress:
             progress(name)
 
 
 def apply(base: Checkpoint, tv: Checkpoint, write: Write, *, scale: float = 1.0,
           compute: torch.dtype = torch.float32, progress: Callable[[str], None] | None = None) -> None:
-    """Write theta_base + scale * tau for every tensor of ``base``, in order."""
+    """Write theta_base + scale * tau for every tensor of ``base``, in order.
+
+    A tensor stored in fp64 in ``tv`` is applied in fp64 whatever ``compute`` is (exact round trips).
+    """
     for name in base.names():
-        b = finite(base.get(name), name, base.label).to(compute)
-        t = finite(tv.get(name), name, tv.label).to(compute)
+        c = torch.float64 if tv.infos[name].dtype == "F64" else compute
+        b = finite(base.get(name), name, base.label).to(c)
+        t = finite(tv.get(name), name, tv.label).to(c)
         out = b + scale * t
         finite(out, name, "result")
         write(name, out)
@@ -140,45 +165,66 @@ def total(records: list[dict[str, Any]], norms: dict[str, float] | None) -> dict
 
 
 def make(base_spec: str, ft_spec: str, dest: str, *, dtype: str = "F32", compute: torch.dtype = torch.float32,
-         shard_size: int | None = None, command: str = "", progress: Progress | None = None) -> None:
-    """``asrmerge taskvec BASE FT``: write the task vector of ``ft`` against ``base`` to ``dest``.
+         shard_size: int | None = None, command: str = "", progress: Progress | None = None) -> dict[str, int]:
+    """``asrmerge taskvec BASE FT``: write the task vector of ``ft`` (a model or a LoRA adapter) against ``base``.
 
     The metadata records the base's fingerprint (so later tools refuse other bases) and its per-tensor
-    norms (so ``--stats`` can report norms relative to the base without it).
+    norms (so ``--stats`` can report norms relative to the base without it). ``dtype="F64"`` computes in fp64.
+
+    Returns:
+        with ``dtype="F64"``: the tensors whose weights do not round-trip bit for bit (see the module
+        docstring), with the number of such weights; otherwise empty.
     """
     progress = progress or NoProgress()
     check_destination(dest)
-    with open_checkpoint(base_spec) as base, open_checkpoint(ft_spec) as ft:
-        for c in (base, ft):
-            if c.kind == "taskvec":
-                raise UsageError("is a task vector, not a model", subject=c.label,
-                                 hint="taskvec takes BASE and FINE-TUNED models; use --apply to add a task vector")
+    if dtype == "F64":
+        compute = torch.float64
+    inexact: dict[str, int] = {}
+    with open_checkpoint(base_spec) as base, open_checkpoint(ft_spec, base=base) as ft:
+        if base.kind == "taskvec":
+            raise UsageError("is a task vector, not a model", subject=base.label,
+                             hint="taskvec takes BASE and FINE-TUNED models; use --apply to add a task vector")
+        if ft.kind == "taskvec" and not ft.is_adapter:
+            raise UsageError("is a task vector, not a model", subject=ft.label,
+                             hint="taskvec takes BASE and FINE-TUNED models; use --apply to add a task vector")
         check_pair(base, ft)
+        require_model(base, ft)
         infos = output_infos(base, dtype)
         norms = base_norms(base, compute)
         meta = provenance("taskvec", command=command, dtype=dtype, base_fingerprint=base.fingerprint(),
-                          base_norms=norms, compute_dtype=str(compute).removeprefix("torch."))
+                          base_norms=norms, compute_dtype=str(compute).removeprefix("torch."),
+                          base=base.label, inputs=[ft.label], input_fingerprints=[ft.fingerprint()],
+                          input_kinds=["lora" if ft.is_adapter else "model"])
         progress.start(len(infos), "taskvec")
         with CheckpointWriter(dest, infos, metadata=meta, shard_size=shard_size) as w:
-            difference(base, ft, w.write, compute=compute, progress=progress.advance)
+            difference(base, ft, w.write, compute=compute, progress=progress.advance,
+                       inexact=inexact if dtype == "F64" else None)
+    return inexact
 
 
 def make_applied(base_spec: str, tv_spec: str, dest: str, *, scale: float = 1.0, dtype: str | None = None,
                  compute: torch.dtype = torch.float32, shard_size: int | None = None, command: str = "",
-                 progress: Progress | None = None) -> None:
-    """``asrmerge taskvec --apply BASE TV``: write theta_base + scale * tau as a model (base's dtype by default)."""
+                 progress: Progress | None = None, tau: bool = False) -> None:
+    """``asrmerge taskvec --apply BASE TV``: write theta_base + scale * tau as a model (base's dtype by default).
+
+    TV is a task vector (a safetensors file without asrmerge metadata is taken for one), a LoRA adapter, or,
+    with ``tau``, a pickled state dict of task vectors.
+    """
     progress = progress or NoProgress()
     check_destination(dest)
-    with open_checkpoint(base_spec) as base, open_checkpoint(tv_spec) as tv:
+    with open_checkpoint(base_spec) as base, open_checkpoint(tv_spec, base=base, tau=tau) as tv:
         if base.kind == "taskvec":
             raise UsageError("is a task vector, not a base model", subject=base.label, hint="give BASE first, then TV")
         if "asrmerge.kind" in tv.metadata and tv.kind != "taskvec":
             raise UsageError("is a model, not a task vector", subject=tv.label,
                              hint="make one first: `asrmerge taskvec BASE FT -o tv.safetensors`")
         check_pair(base, tv)
+        require_taskvec(base, tv)
         infos = output_infos(base, dtype)
         meta = provenance("model", command=command, dtype=dtype or base.dtype, scale=repr(scale),
-                          taskvec=tv.label, base_fingerprint=base.fingerprint())
+                          taskvec=tv.label, base_fingerprint=base.fingerprint(), base=base.label,
+                          inputs=[tv.label], input_fingerprints=[tv.fingerprint()],
+                          input_kinds=["lora" if tv.is_adapter else "taskvec"])
         progress.start(len(infos), "apply")
         with CheckpointWriter(dest, infos, metadata=meta, shard_size=shard_size, support=base.support_files()) as w:
             apply(base, tv, w.write, scale=scale, compute=compute, progress=progress.advance)

@@ -64,3 +64,26 @@ def tensors(path: Path) -> dict[str, torch.Tensor]:
     """Every tensor of a folder's ``model.safetensors`` or of a ``.safetensors`` file (via the reference library)."""
     f = path / "model.safetensors" if path.is_dir() else path
     return load_file(f)
+
+
+def make_lora(base: Path, path: Path, *, seed: int, scale: float = 0.1, **config) -> Path:
+    """A PEFT LoRA adapter of ``base`` made by peft itself, every trainable tensor moved by seeded noise.
+
+    ``config`` goes to ``peft.LoraConfig`` (``r``, ``lora_alpha``, ``target_modules``, ``rank_pattern``, ...).
+    LoRA B starts at zero in peft, so without the noise the adapter would change nothing.
+    """
+    import warnings
+
+    from peft import LoraConfig, get_peft_model
+    from transformers import WhisperForConditionalGeneration
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = get_peft_model(WhisperForConditionalGeneration.from_pretrained(base), LoraConfig(**config))
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for _, p in sorted(model.named_parameters()):
+                if p.requires_grad:
+                    p.add_(torch.randn(p.shape, generator=g) * scale)
+        model.save_pretrained(path)
+    return path

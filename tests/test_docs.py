@@ -109,5 +109,5 @@ def test_tab_completes_every_option(cmd: str) -> None:
 
 def test_tab_completes_commands_and_choices() -> None:
     assert set(COMMANDS) <= set(complete("asrmerge "))
-    assert complete("asrmerge taskvec --dtype ") == ["fp32", "fp16", "bf16"]
+    assert complete("asrmerge taskvec --dtype ") == ["fp32", "fp16", "bf16", "fp64"]
     assert complete("asrmerge merge --algo ts") == ["tsvm", "tsvm-ns"]

@@ -97,3 +97,23 @@ def test_taskvec_from_another_base_is_refused(tmp_path: Path) -> None:
         tv.make_applied(str(tmp_path / "other.safetensors"), str(tmp_path / "tv.safetensors"),
                         str(tmp_path / "o.safetensors"))
     assert not (tmp_path / "o.safetensors").exists()
+
+
+def test_fp64_task_vectors_apply_in_fp64_and_report_what_cannot_round_trip(tmp_path: Path) -> None:
+    """dtype F64 computes in fp64; --apply of an fp64 task vector computes in fp64 without being asked. A weight
+    more than 2^29 times smaller than the base's has a difference fp64 cannot hold: make() names and counts it."""
+    g = torch.Generator().manual_seed(0)
+    base = torch.randn(4096, generator=g) * 0.02
+    ft = (base.double() + torch.randn(4096, generator=g, dtype=torch.float64) * 1e-3).float()  # as training rounds
+    ft[7] = 2.0**-40 * (1 + 2.0**-23)  # moved to (almost) zero, its lowest bit beyond fp64's reach from 0.02
+    b, f = pair(tmp_path, {"w": base, "ok": base[100:200].clone()}, {"w": ft, "ok": ft[100:200].clone()})
+    ok = ft[100:200].clone()
+    inexact = tv.make(b, f, str(tmp_path / "tv64.st"), dtype="F64")
+    assert inexact == {"w": 1}
+    tv.make_applied(b, str(tmp_path / "tv64.st"), str(tmp_path / "back.st"))
+    back = tensors(tmp_path / "back.st")
+    assert back["w"].dtype == torch.float32 and torch.equal(back["ok"], ok)
+    assert int((back["w"] != ft).sum()) == 1 and bool(back["w"][7] != ft[7])
+    assert tv.make(b, f, str(tmp_path / "tv32.st")) == {}  # fp32 task vectors are not checked
+    tv.make_applied(b, str(tmp_path / "tv32.st"), str(tmp_path / "back32.st"))
+    assert int((tensors(tmp_path / "back32.st")["w"] != ft).sum()) > 20  # 1-2% of fp32 weights: why fp64

@@ -162,7 +162,7 @@ def size(text: str | None) -> int | None:
     return parse_size(text) if text else None
 
 
-def code(dtype: Dtype | ComputeDtype | None) -> str | None:
+def code(dtype: Enum | None) -> str | None:
     """The safetensors code of a dtype option."""
     from asrmerge.io.tensors import CLI_DTYPES
 

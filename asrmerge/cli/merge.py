@@ -26,6 +26,14 @@ Algorithms: soup, model-stock, karcher, multislerp (parameter space); ta, ties, 
 sce (task vectors, element-wise); iso-c, iso-cts, tsvm, tsvm-ns, boosted-tsvm (task-vector subspaces,
 applied to the matrices of class svd). Parameters are -p NAME=VALUE; a comma-separated list sweeps it,
 writing one output per value (name them with {NAME} in -o); a lambda sweep reuses every decomposition.
+
+Inputs may mix fine-tuned checkpoints, task vectors from asrmerge taskvec, PEFT LoRA adapter folders
+(read against --base as tau = s B A) and, with --tau, task vectors from other tools (.safetensors, or
+pickled state dicts). A folder output gets a model card (README.md) saying how it was made.
+
+\b
+  asrmerge merge --algo boosted-tsvm --base base/ ft-news/ lora-kids/ lora-phone/ -o merged/
+  asrmerge merge --algo tsvm --base base/ --tau tv1.safetensors tv2.pt -o merged/
 """
 
 
@@ -47,6 +55,8 @@ def merge(
     algo: Annotated[str | None, typer.Option("-a", "--algo", metavar="NAME", autocompletion=_algos,
                     help="The merge algorithm (see --list).")] = None,
     base: Annotated[str | None, typer.Option("--base", metavar="BASE", help="The pre-trained model theta_0.")] = None,
+    tau: Annotated[bool, typer.Option("--tau", help="Input files without asrmerge metadata are task vectors (from "
+                                      "another tool; pickled state dicts are read with torch.load(weights_only=True)).")] = False,
     param: Annotated[list[str] | None, typer.Option("-p", "--param", metavar="NAME=VALUE",
                      help="An algorithm parameter (repeat; VALUE may be a comma-separated sweep).")] = None,
     weights: Annotated[str | None, typer.Option("--weights", metavar="W1,W2,...",
@@ -94,7 +104,7 @@ def merge(
             output=output, device=device.value, compute_dtype=common.compute(compute_dtype),
             out_dtype=common.code(dtype), shard_size=common.size(shard_size),
             budget=common.size(memory) or 0, command=common.command_line(), check_outputs=not dry_run,
-            workers=workers, batch=batch,
+            workers=workers, batch=batch, tau=tau,
         )
         plan = make_plan(spec)
         try:

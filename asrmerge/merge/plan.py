@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from asrmerge.compat import require_compatible, require_same_base
+from asrmerge.compat import require_compatible, require_model, require_same_base, require_taskvec
 from asrmerge.errors import UsageError
 from asrmerge.io.checkpoint import Checkpoint, open_checkpoint
 from asrmerge.io.metadata import provenance
@@ -50,6 +50,7 @@ class MergeSpec:
     check_outputs: bool = True  # refuse unwritable destinations now (off for --dry-run and the Python API)
     workers: int = 0  # tensors merged at once; 0: one per CPU core on the CPU, 1 on CUDA
     batch: int = 0  # same-shape matrices per batched call; 0: 1 on the CPU, 64 on CUDA
+    tau: bool = False  # --tau: input files without asrmerge metadata are task vectors
 
 
 @dataclass
@@ -132,8 +133,8 @@ def resolve_params(algo: registry.Algorithm, items: list[str], T: int) -> tuple[
     return values, policy
 
 
-def _open(spec: str, stack: ExitStack) -> Checkpoint:
-    return stack.enter_context(open_checkpoint(spec))
+def _open(spec: str, stack: ExitStack, base: Checkpoint | None = None, tau: bool = False) -> Checkpoint:
+    return stack.enter_context(open_checkpoint(spec, base=base, tau=tau))
 
 
 def _device(name: str) -> torch.device:
@@ -211,7 +212,7 @@ def make_plan(spec: MergeSpec, *, opened: tuple[Checkpoint | None, list[Checkpoi
             base, sources = opened
         else:
             base = _open(spec.base, stack) if spec.base else None
-            sources = [_open(s, stack) for s in spec.inputs]
+            sources = [_open(s, stack, base, spec.tau) for s in spec.inputs]
         is_tv = [s.kind == "taskvec" for s in sources]
         if base is None and any(is_tv):
             first = sources[is_tv.index(True)]
@@ -227,6 +228,8 @@ def make_plan(spec: MergeSpec, *, opened: tuple[Checkpoint | None, list[Checkpoi
             for s in sources:
                 if s.kind == "taskvec":
                     require_same_base(base, s)
+                if opened is None:  # files: the user may have mistaken a task vector for a model, or back
+                    (require_taskvec if s.kind == "taskvec" else require_model)(base, s)
         inputs = Inputs(base, sources, is_tv, list(spec.weights or [1.0] * len(sources)), spec.compute_dtype, device)
         classes = {name: policy.classify(info) for name, info in ref.infos.items()}
         if base is None and any(c == "base" for c in classes.values()):
@@ -235,15 +238,17 @@ def make_plan(spec: MergeSpec, *, opened: tuple[Checkpoint | None, list[Checkpoi
             raise UsageError("per-group factors scale W* - W_0 and need the base model", subject="--lam",
                              hint="pass --base BASE")
         out_infos = [i.with_dtype(spec.out_dtype) if spec.out_dtype and i.is_float else i for i in ref.infos.values()]
-        fingerprints = [s.fingerprint() if s.kind == "model" else f"taskvec of {s.base_fingerprint()}" for s in sources]
+        fingerprints = [s.fingerprint() for s in sources]
+        kinds = ["lora" if s.is_adapter else s.kind for s in sources]
         outputs = []
         for path, ci, lam in targets:
             params = {**combos[ci], **({"lam": lam} if lam is not None else {})}
             meta = provenance(
                 "model", command=spec.command, dtype=spec.out_dtype or ref.dtype,
                 base_fingerprint=base.fingerprint() if base is not None else None,
-                algo=algo.name, params=params, seed=str(params.get("seed", "")),
-                inputs=[s.label for s in sources], input_fingerprints=fingerprints,
+                algo=algo.name, paper=algo.paper, params=params, seed=str(params.get("seed", "")),
+                inputs=[s.label for s in sources], input_fingerprints=fingerprints, input_kinds=kinds,
+                **({"base": base.label} if base is not None else {}),
                 weights=inputs.weights, policy=policy.describe(), lam_groups=spec.lam_rules,
                 compute_dtype=str(spec.compute_dtype).removeprefix("torch."),
             )
