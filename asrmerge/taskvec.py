@@ -14,33 +14,14 @@ from typing import Any
 import torch
 
 from asrmerge.compat import require_compatible, require_same_base
-from asrmerge.errors import InputError, UsageError
+from asrmerge.errors import UsageError
 from asrmerge.io.checkpoint import Checkpoint, open_checkpoint
 from asrmerge.io.metadata import provenance
-from asrmerge.io.tensors import TensorInfo
+from asrmerge.io.tensors import TensorInfo, finite
 from asrmerge.io.writer import CheckpointWriter, check_destination
 from asrmerge.progress import NoProgress, Progress
 
 Write = Callable[[str, torch.Tensor], None]
-
-
-def all_finite(t: torch.Tensor) -> bool:
-    """Whether every element is finite. The sum is non-finite iff an element is, or it overflows: a fast
-    test (one memory pass) with the exact check only in the rare overflow case."""
-    if not t.is_floating_point() or t.numel() == 0:
-        return True
-    acc = torch.float64 if t.dtype == torch.float64 else torch.float32
-    if bool(torch.isfinite(t.sum(dtype=acc))):
-        return True
-    return bool(torch.isfinite(t).all())
-
-
-def finite(t: torch.Tensor, name: str, label: str) -> torch.Tensor:
-    """``t``, or an :class:`InputError` naming the tensor and file if it holds NaN or Inf."""
-    if not all_finite(t):
-        raise InputError(f"tensor {name} has NaN or Inf values", subject=label,
-                         hint="the checkpoint is damaged or its training diverged")
-    return t
 
 
 def output_infos(ref: Checkpoint, dtype: str | None) -> list[TensorInfo]:
@@ -140,14 +121,17 @@ def total(records: list[dict[str, Any]], norms: dict[str, float] | None) -> dict
 
 
 def make(base_spec: str, ft_spec: str, dest: str, *, dtype: str = "F32", compute: torch.dtype = torch.float32,
-         shard_size: int | None = None, command: str = "", progress: Progress | None = None) -> None:
+         shard_size: int | None = None, command: str = "", progress: Progress | None = None,
+         force: bool = False) -> None:
     """``asrmerge taskvec BASE FT``: write the task vector of ``ft`` against ``base`` to ``dest``.
 
     The metadata records the base's fingerprint (so later tools refuse other bases) and its per-tensor
-    norms (so ``--stats`` can report norms relative to the base without it).
+    norms (so ``--stats`` can report norms relative to the base without it). ``force``: replace what is
+    not an earlier output at ``dest`` (see :mod:`asrmerge.io.writer`).
     """
     progress = progress or NoProgress()
-    check_destination(dest)
+    inputs = (base_spec, ft_spec)
+    check_destination(dest, force=force, inputs=inputs)
     with open_checkpoint(base_spec) as base, open_checkpoint(ft_spec) as ft:
         for c in (base, ft):
             if c.kind == "taskvec":
@@ -159,16 +143,19 @@ def make(base_spec: str, ft_spec: str, dest: str, *, dtype: str = "F32", compute
         meta = provenance("taskvec", command=command, dtype=dtype, base_fingerprint=base.fingerprint(),
                           base_norms=norms, compute_dtype=str(compute).removeprefix("torch."))
         progress.start(len(infos), "taskvec")
-        with CheckpointWriter(dest, infos, metadata=meta, shard_size=shard_size) as w:
+        with CheckpointWriter(dest, infos, metadata=meta, shard_size=shard_size, force=force, inputs=inputs) as w:
             difference(base, ft, w.write, compute=compute, progress=progress.advance)
 
 
 def make_applied(base_spec: str, tv_spec: str, dest: str, *, scale: float = 1.0, dtype: str | None = None,
                  compute: torch.dtype = torch.float32, shard_size: int | None = None, command: str = "",
-                 progress: Progress | None = None) -> None:
+                 progress: Progress | None = None, force: bool = False) -> None:
     """``asrmerge taskvec --apply BASE TV``: write theta_base + scale * tau as a model (base's dtype by default)."""
     progress = progress or NoProgress()
-    check_destination(dest)
+    if not math.isfinite(scale):
+        raise UsageError(f"{scale} is not a finite number", subject="--scale", hint="e.g. --scale 0.5")
+    inputs = (base_spec, tv_spec)
+    check_destination(dest, force=force, inputs=inputs)
     with open_checkpoint(base_spec) as base, open_checkpoint(tv_spec) as tv:
         if base.kind == "taskvec":
             raise UsageError("is a task vector, not a base model", subject=base.label, hint="give BASE first, then TV")
@@ -180,5 +167,6 @@ def make_applied(base_spec: str, tv_spec: str, dest: str, *, scale: float = 1.0,
         meta = provenance("model", command=command, dtype=dtype or base.dtype, scale=repr(scale),
                           taskvec=tv.label, base_fingerprint=base.fingerprint())
         progress.start(len(infos), "apply")
-        with CheckpointWriter(dest, infos, metadata=meta, shard_size=shard_size, support=base.support_files()) as w:
+        with CheckpointWriter(dest, infos, metadata=meta, shard_size=shard_size, support=base.support_files(),
+                              force=force, inputs=inputs) as w:
             apply(base, tv, w.write, scale=scale, compute=compute, progress=progress.advance)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from typing import Annotated, Any
 
@@ -41,6 +42,7 @@ def taskvec(
     dtype: common.DtypeOpt = None,
     compute_dtype: common.ComputeOpt = common.ComputeDtype.fp32,
     shard_size: common.ShardSize = None,
+    force: common.Force = False,
     quiet: common.Quiet = False,
     debug: common.Debug = False,
 ) -> None:
@@ -58,20 +60,26 @@ def taskvec(
                              hint=f"usage: asrmerge taskvec {usage}")
         if inputs.count("-") > 1:
             raise UsageError("stdin ('-') can be only one input")
+        if not math.isfinite(scale):
+            raise UsageError(f"{scale} is not a finite number", subject="--scale", hint="e.g. --scale 0.5")
         if mode == "stats":
             _stats(inputs[0], base, jsonl)
             return
         from asrmerge import taskvec as tv
+        from asrmerge.io.writer import check_destination
 
+        shards = common.size(shard_size)
+        check_destination(output, force=force, inputs=inputs)
+        common.sweep(output, quiet)
         with common.progress(quiet) as p:
             if mode == "make":
                 tv.make(inputs[0], inputs[1], output, dtype=common.code(dtype) or "F32",
-                        compute=common.compute(compute_dtype), shard_size=common.size(shard_size),
-                        command=common.command_line(), progress=p)
+                        compute=common.compute(compute_dtype), shard_size=shards,
+                        command=common.command_line(), progress=p, force=force)
             else:
                 tv.make_applied(inputs[0], inputs[1], output, scale=scale, dtype=common.code(dtype),
-                                compute=common.compute(compute_dtype), shard_size=common.size(shard_size),
-                                command=common.command_line(), progress=p)
+                                compute=common.compute(compute_dtype), shard_size=shards,
+                                command=common.command_line(), progress=p, force=force)
 
     common.run("taskvec", debug, job)
     if output != "-" and mode != "stats":
