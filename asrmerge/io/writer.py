@@ -114,15 +114,11 @@ def _fd_number(dest: str) -> int | None:
     return None
 
 
-def _is_tty_device(path: Path) -> bool:
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_NOCTTY | os.O_NONBLOCK)
-    except OSError:
-        return False
-    try:
-        return os.isatty(fd)
-    finally:
-        os.close(fd)
+def _is_terminal(st: os.stat_result) -> bool:
+    """A terminal device, by its major number (Linux: 4 ttyN/ttyS, 5 tty/console/ptmx, 136-143 pts); the
+    device itself is not opened, which may act (a watchdog starts when opened)."""
+    major = os.major(st.st_rdev)
+    return major in (4, 5) or 136 <= major <= 143
 
 
 def check_destination(dest: str, *, force: bool = False, inputs: Iterable[str] = (),
@@ -168,7 +164,7 @@ def check_destination(dest: str, *, force: bool = False, inputs: Iterable[str] =
         if stat.S_ISCHR(st.st_mode) or stat.S_ISFIFO(st.st_mode):
             if want_folder:
                 raise UsageError("is a device or a pipe, not a folder", subject=dest, hint="choose another -o")
-            if owner == CHECKPOINT and stat.S_ISCHR(st.st_mode) and _is_tty_device(target):
+            if owner == CHECKPOINT and stat.S_ISCHR(st.st_mode) and _is_terminal(st):
                 raise UsageError("is a terminal; refusing to write a checkpoint to it", subject=dest, hint=TERMINAL_HINT)
             return Destination(dest, "stream", target)
         what = "a block device" if stat.S_ISBLK(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode) else "a special file"
@@ -192,8 +188,11 @@ def check_destination(dest: str, *, force: bool = False, inputs: Iterable[str] =
         raise UsageError(f"folder {parent} is not writable", subject=dest,
                          hint="choose a folder you can write to (outputs are written beside their destination first)")
     _check_not_input(target, inputs, dest)
-    cwd = Path.cwd().resolve()
-    if target == cwd or target in cwd.parents:
+    try:
+        cwd: Path | None = Path.cwd().resolve()
+    except OSError:  # the current folder was removed: nothing to protect
+        cwd = None
+    if cwd is not None and (target == cwd or target in cwd.parents):
         where = "is the current folder" if target == cwd else "holds the current folder"
         raise UsageError(f"{where}; refusing to replace it", subject=dest, hint="choose a new or empty folder elsewhere")
     if st is None:
