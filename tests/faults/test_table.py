@@ -363,21 +363,23 @@ PARITY = ("2-link-to-dev-stdout", "5-nan-weights-transcribe", "pickle-on-stdin-t
 
 
 @pytest.fixture(scope="module")
-def runs(world: World, zygote: Zygote | None,
+def runs(request: pytest.FixtureRequest, world: World, zygote: Zygote | None,
          tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Outcome], dict[str, Outcome]]:
-    """The table's outcomes, and (with a zygote) those of the parity sample in fresh interpreters, run
-    alongside."""
+    """The outcomes of the selected cases (all, unless -k chose some), and (with a zygote) those of the
+    parity sample in fresh interpreters, run alongside."""
     import threading
 
+    chosen = {item.callspec.params["case"].id for item in request.session.items
+              if getattr(item, "callspec", None) is not None and "case" in item.callspec.params}
+    parity = any(item.name.startswith("test_warm_children") for item in request.session.items)
     fresh: dict[str, Outcome] = {}
-    sample = [c for c in CASES if c.id in PARITY]
+    sample = [c for c in CASES if c.id in PARITY] if parity and zygote is not None else []
     side = threading.Thread(target=lambda: fresh.update(run_all(sample, world, tmp_path_factory.mktemp("fresh"),
                                                                 cli, workers=1)))
-    if zygote is not None:
-        side.start()
-    table = run_all(CASES, world, tmp_path_factory.mktemp("faults"), zygote.run if zygote else cli)
-    if zygote is not None:
-        side.join()
+    side.start()
+    todo = [c for c in CASES if c.id in chosen or (c.id in PARITY and parity)]
+    table = run_all(todo, world, tmp_path_factory.mktemp("faults"), zygote.run if zygote else cli)
+    side.join()
     return table, fresh
 
 
