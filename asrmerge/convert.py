@@ -11,13 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
-
 from asrmerge.errors import UsageError
 from asrmerge.io.checkpoint import Checkpoint, open_checkpoint
 from asrmerge.io.hf_files import SUPPORT_FILES
 from asrmerge.io.metadata import provenance
-from asrmerge.io.writer import CheckpointWriter, check_destination
+from asrmerge.io.writer import CheckpointWriter, cast_finite, check_destination
 from asrmerge.progress import NoProgress, Progress
 from asrmerge.taskvec import finite, output_infos
 
@@ -58,7 +56,7 @@ def _support(src: Checkpoint, config_dir: Path | None) -> dict[str, bytes]:
 
 def convert(src_spec: str, dest: str, *, to: str = "auto", dtype: str | None = None, shard_size: int | None = None,
             config_dir: Path | None = None, parts: list[Path] | None = None, command: str = "",
-            progress: Progress | None = None) -> str:
+            progress: Progress | None = None, force: bool = False) -> str:
     """Convert ``src_spec`` to ``dest``; returns the target format (``hf`` or ``openai``).
 
     Args:
@@ -70,12 +68,13 @@ def convert(src_spec: str, dest: str, *, to: str = "auto", dtype: str | None = N
         config_dir: a folder whose config/tokenizer files replace the generated ones (openai sources have
             no tokenizer; pass the matching Hugging Face folder).
         parts: further ``model.bin.partN`` files of a CTranslate2 model kept in other folders.
+        force: replace what is not an earlier output at ``dest`` (see :mod:`asrmerge.io.writer`).
     """
     progress = progress or NoProgress()
     target = target_of(dest, to)
-    if target == "hf":
-        check_destination(dest)
-    elif dest == "-" or Path(dest).is_dir():
+    inputs = [src_spec, *(str(p) for p in parts or []), *([str(config_dir)] if config_dir else [])]
+    where = check_destination(dest, force=force, inputs=inputs)
+    if target == "openai" and where.kind != "file":
         raise UsageError("an openai-whisper checkpoint is a single .pt file", subject=dest, hint="use -o model.pt")
     with _open_source(src_spec, list(parts or [])) as src:
         infos = output_infos(src, dtype)
@@ -91,21 +90,19 @@ def convert(src_spec: str, dest: str, *, to: str = "auto", dtype: str | None = N
                                  hint="pass --config with the model's Hugging Face folder")
             tensors = {}
             for info in infos:
-                tensors[info.name] = finite(src.get(info.name), info.name, src.label).to(
-                    _torch(info.dtype))
+                tensors[info.name] = cast_finite(finite(src.get(info.name), info.name, src.label), info.dtype,
+                                                 info.name, dest)
                 progress.advance(info.name)
-            save_openai(tensors, json.loads(support["config.json"]), Path(dest))
+            assert where.path is not None
+            save_openai(tensors, json.loads(support["config.json"]), where.path,
+                        metadata=provenance("model", command=command, dtype=dtype or src.dtype, source=src.label))
             return target
         meta = provenance("model", command=command, dtype=dtype or src.dtype, source=src.label,
                           fingerprint=src.fingerprint())
-        with CheckpointWriter(dest, infos, metadata=meta, shard_size=shard_size, support=support) as w:
+        with CheckpointWriter(dest, infos, metadata=meta, shard_size=shard_size, support=support, force=force,
+                              inputs=inputs) as w:
             for info in infos:
                 w.write(info.name, finite(src.get(info.name), info.name, src.label))
                 progress.advance(info.name)
     return target
 
-
-def _torch(code: str) -> torch.dtype:
-    from asrmerge.io.tensors import torch_dtype
-
-    return torch_dtype(code)

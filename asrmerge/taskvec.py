@@ -24,33 +24,14 @@ from typing import Any
 import torch
 
 from asrmerge.compat import require_compatible, require_model, require_same_base, require_taskvec
-from asrmerge.errors import InputError, UsageError
+from asrmerge.errors import UsageError
 from asrmerge.io.checkpoint import Checkpoint, open_checkpoint
 from asrmerge.io.metadata import provenance
-from asrmerge.io.tensors import TensorInfo
+from asrmerge.io.tensors import TensorInfo, finite
 from asrmerge.io.writer import CheckpointWriter, check_destination
 from asrmerge.progress import NoProgress, Progress
 
 Write = Callable[[str, torch.Tensor], None]
-
-
-def all_finite(t: torch.Tensor) -> bool:
-    """Whether every element is finite. The sum is non-finite iff an element is, or it overflows: a fast
-    test (one memory pass) with the exact check only in the rare overflow case."""
-    if not t.is_floating_point() or t.numel() == 0:
-        return True
-    acc = torch.float64 if t.dtype == torch.float64 else torch.float32
-    if bool(torch.isfinite(t.sum(dtype=acc))):
-        return True
-    return bool(torch.isfinite(t).all())
-
-
-def finite(t: torch.Tensor, name: str, label: str) -> torch.Tensor:
-    """``t``, or an :class:`InputError` naming the tensor and file if it holds NaN or Inf."""
-    if not all_finite(t):
-        raise InputError(f"tensor {name} has NaN or Inf values", subject=label,
-                         hint="the checkpoint is damaged or its training diverged")
-    return t
 
 
 def output_infos(ref: Checkpoint, dtype: str | None) -> list[TensorInfo]:
@@ -165,18 +146,21 @@ def total(records: list[dict[str, Any]], norms: dict[str, float] | None) -> dict
 
 
 def make(base_spec: str, ft_spec: str, dest: str, *, dtype: str = "F32", compute: torch.dtype = torch.float32,
-         shard_size: int | None = None, command: str = "", progress: Progress | None = None) -> dict[str, int]:
+         shard_size: int | None = None, command: str = "", progress: Progress | None = None,
+         force: bool = False) -> dict[str, int]:
     """``asrmerge taskvec BASE FT``: write the task vector of ``ft`` (a model or a LoRA adapter) against ``base``.
 
     The metadata records the base's fingerprint (so later tools refuse other bases) and its per-tensor
     norms (so ``--stats`` can report norms relative to the base without it). ``dtype="F64"`` computes in fp64.
+    ``force``: replace what is not an earlier output at ``dest`` (see :mod:`asrmerge.io.writer`).
 
     Returns:
         with ``dtype="F64"``: the tensors whose weights do not round-trip bit for bit (see the module
         docstring), with the number of such weights; otherwise empty.
     """
     progress = progress or NoProgress()
-    check_destination(dest)
+    inputs = (base_spec, ft_spec)
+    check_destination(dest, force=force, inputs=inputs)
     if dtype == "F64":
         compute = torch.float64
     inexact: dict[str, int] = {}
@@ -196,7 +180,7 @@ def make(base_spec: str, ft_spec: str, dest: str, *, dtype: str = "F32", compute
                           base=base.label, inputs=[ft.label], input_fingerprints=[ft.fingerprint()],
                           input_kinds=["lora" if ft.is_adapter else "model"])
         progress.start(len(infos), "taskvec")
-        with CheckpointWriter(dest, infos, metadata=meta, shard_size=shard_size) as w:
+        with CheckpointWriter(dest, infos, metadata=meta, shard_size=shard_size, force=force, inputs=inputs) as w:
             difference(base, ft, w.write, compute=compute, progress=progress.advance,
                        inexact=inexact if dtype == "F64" else None)
     return inexact
@@ -204,14 +188,17 @@ def make(base_spec: str, ft_spec: str, dest: str, *, dtype: str = "F32", compute
 
 def make_applied(base_spec: str, tv_spec: str, dest: str, *, scale: float = 1.0, dtype: str | None = None,
                  compute: torch.dtype = torch.float32, shard_size: int | None = None, command: str = "",
-                 progress: Progress | None = None, tau: bool = False) -> None:
+                 progress: Progress | None = None, tau: bool = False, force: bool = False) -> None:
     """``asrmerge taskvec --apply BASE TV``: write theta_base + scale * tau as a model (base's dtype by default).
 
     TV is a task vector (a safetensors file without asrmerge metadata is taken for one), a LoRA adapter, or,
-    with ``tau``, a pickled state dict of task vectors.
+    with ``tau``, a pickled state dict of task vectors. ``force``: see :mod:`asrmerge.io.writer`.
     """
     progress = progress or NoProgress()
-    check_destination(dest)
+    if not math.isfinite(scale):
+        raise UsageError(f"{scale} is not a finite number", subject="--scale", hint="e.g. --scale 0.5")
+    inputs = (base_spec, tv_spec)
+    check_destination(dest, force=force, inputs=inputs)
     with open_checkpoint(base_spec) as base, open_checkpoint(tv_spec, base=base, tau=tau) as tv:
         if base.kind == "taskvec":
             raise UsageError("is a task vector, not a base model", subject=base.label, hint="give BASE first, then TV")
@@ -226,5 +213,6 @@ def make_applied(base_spec: str, tv_spec: str, dest: str, *, scale: float = 1.0,
                           inputs=[tv.label], input_fingerprints=[tv.fingerprint()],
                           input_kinds=["lora" if tv.is_adapter else "taskvec"])
         progress.start(len(infos), "apply")
-        with CheckpointWriter(dest, infos, metadata=meta, shard_size=shard_size, support=base.support_files()) as w:
+        with CheckpointWriter(dest, infos, metadata=meta, shard_size=shard_size, support=base.support_files(),
+                              force=force, inputs=inputs) as w:
             apply(base, tv, w.write, scale=scale, compute=compute, progress=progress.advance)

@@ -138,3 +138,25 @@ def test_duplicate_ids(tmp_path: Path) -> None:
     m = write(tmp_path / "m.jsonl", *(json.dumps({"id": i, "audio": "a.wav"}) for i in ("x", "y", "x")))
     with pytest.raises(InputError, match="id 'x' is on lines 1 and 3"):
         mf.check_unique(mf.read_manifest(str(m)), str(m))
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    (b'{"audio": "a.wav"}\n{"audio": "b\xe9.wav"}\n', "line 2: not UTF-8 text (byte 0xe9 at column 13)"),
+    (b"\x80\x04\x95garbage", "line 1: not UTF-8 text (byte 0x80 at column 1)"),
+    (b'{"audio": ' + b"[" * 100_000 + b"\n", "line 1: JSON nested too deeply"),
+])
+def test_a_manifest_that_is_not_utf8_json_names_the_line(tmp_path: Path, raw: bytes, message: str) -> None:
+    (tmp_path / "m.jsonl").write_bytes(raw)
+    with pytest.raises(InputError) as e:
+        mf.read_manifest(str(tmp_path / "m.jsonl"))
+    assert str(e.value).startswith(f"{tmp_path / 'm.jsonl'}: {message}")
+
+
+def test_resume_refuses_a_file_that_is_not_utf8_but_forgives_a_cut_character(tmp_path: Path) -> None:
+    out = tmp_path / "h.jsonl"
+    out.write_bytes(b'{"id": "a", "hyp": "p\xc3\xa3o", "model": "m"}\n{"id": "b", "hyp": "p\xc3')
+    assert mf.resume_done(out) == {"a"}
+    assert out.read_bytes() == b'{"id": "a", "hyp": "p\xc3\xa3o", "model": "m"}\n'
+    out.write_bytes(b'{"id": "a", "hyp": "\xff", "model": "m"}\n{"id": "b", "model": "m"}\n')
+    with pytest.raises(InputError, match="line 1: not UTF-8 text"):
+        mf.resume_done(out)

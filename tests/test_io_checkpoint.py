@@ -112,3 +112,26 @@ def test_dtype_is_the_majority_float_dtype(tmp_path: Path) -> None:
     with open_checkpoint(str(tmp_path / "m.safetensors")) as c:
         assert c.dtype == "F16"
         assert c.infos["small"] == TensorInfo("small", (3,), "F32")
+
+
+@pytest.mark.parametrize(("weight_map", "what"), [
+    (["model-00001-of-00001.safetensors"], "has a weight_map that is not an object"),
+    ({"a": 5}, "tensor 'a' maps to 5, not a file name"),
+    ({"a": None}, "tensor 'a' maps to null, not a file name"),
+    ({"a": "../elsewhere.safetensors"}, "not a file name in the folder"),
+    (None, "has no weight_map"),
+])
+def test_a_damaged_index_says_what_is_wrong(tmp_path: Path, weight_map: object, what: str) -> None:
+    save_file({"a": torch.zeros(2)}, tmp_path / "model-00001-of-00001.safetensors")
+    doc = {"metadata": {}} if weight_map is None else {"weight_map": weight_map}
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps(doc))
+    with pytest.raises(InputError, match="model.safetensors.index.json") as e:
+        open_checkpoint(str(tmp_path))
+    assert what in str(e.value)
+
+
+@pytest.mark.parametrize("raw", [b"\xff\xfe{}", b"[" * 100_000 + b"]" * 100_000])
+def test_an_index_that_is_not_json_says_so(tmp_path: Path, raw: bytes) -> None:
+    (tmp_path / "model.safetensors.index.json").write_bytes(raw)
+    with pytest.raises(InputError, match="model.safetensors.index.json is not JSON"):
+        open_checkpoint(str(tmp_path))

@@ -14,6 +14,7 @@ from safetensors.torch import load_file, save_file
 from asrmerge.errors import InputError
 from asrmerge.io.safetensors import SafetensorsFile, StreamWriter, header_bytes
 from asrmerge.io.tensors import TensorInfo, st_code
+from tests.faults.files import HEADERS
 
 
 def sample() -> dict[str, torch.Tensor]:
@@ -102,3 +103,24 @@ def test_gaps_and_overlaps_are_rejected(tmp_path: Path) -> None:
 def test_a_missing_file_says_so(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="No such file"):
         SafetensorsFile(tmp_path / "nope.safetensors")
+
+
+@pytest.mark.parametrize("name", sorted(HEADERS))
+def test_malformed_headers_say_what_is_wrong(tmp_path: Path, name: str) -> None:
+    """Every field of the header is checked for its JSON type (issue 14, item 7): never an internal error."""
+    data, what = HEADERS[name]
+    (tmp_path / "h.safetensors").write_bytes(data)
+    with pytest.raises(InputError) as e:
+        SafetensorsFile(tmp_path / "h.safetensors")
+    assert what in str(e.value) and "h.safetensors" in str(e.value)
+    assert "pickle" not in str(e.value)
+
+
+def test_a_header_length_starting_with_0x80_is_not_called_a_pickle(tmp_path: Path) -> None:
+    header = b'{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}'
+    header += b" " * (0x80 - len(header))
+    (tmp_path / "ok.safetensors").write_bytes(struct.pack("<Q", 0x80) + header + bytes(8))
+    assert SafetensorsFile(tmp_path / "ok.safetensors").infos["a"].shape == (2,)
+    (tmp_path / "bad.safetensors").write_bytes(struct.pack("<Q", 0x80) + b"[" + header[1:] + bytes(8))
+    with pytest.raises(InputError, match="its header does not start with"):
+        SafetensorsFile(tmp_path / "bad.safetensors")

@@ -21,6 +21,7 @@ from typing import Any
 
 from asrmerge.errors import InputError, UsageError
 from asrmerge.io.jsonl import read_records
+from asrmerge.io.writer import replace_text
 
 
 @dataclass(frozen=True)
@@ -183,8 +184,18 @@ def resume_done(path: Path) -> set[str]:
     """
     if not path.exists():
         return set()
-    text = path.read_text(encoding="utf-8")
-    lines = text.splitlines(keepends=True)
+    raws = path.read_bytes().splitlines(keepends=True)
+    lines = []
+    for no, raw in enumerate(raws, 1):
+        try:
+            lines.append(raw.decode("utf-8"))
+        except UnicodeDecodeError as e:
+            if no == len(raws) and not raw.endswith(b"\n"):
+                lines.append("\0")  # a record cut short inside a character: dropped below
+                continue
+            raise InputError(f"line {no}: not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start + 1})",
+                             subject=str(path), hint="--resume appends to an output of asrmerge transcribe; "
+                             "is this one?") from None
     keep: list[str] = []
     done: set[str] = set()
     changed = False
@@ -193,7 +204,7 @@ def resume_done(path: Path) -> set[str]:
             continue
         try:
             rec = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             if no == len(lines) and not line.endswith("\n"):
                 changed = True  # a record cut short when the job was killed: transcribe it again
                 continue
@@ -210,9 +221,7 @@ def resume_done(path: Path) -> set[str]:
             changed, line = True, line + "\n"  # complete, but appending must start on a line of its own
         keep.append(line)
     if changed:
-        tmp = path.with_name(f".{path.name}.resume-tmp")
-        tmp.write_text("".join(keep), encoding="utf-8")
-        os.replace(tmp, path)
+        replace_text(path, "".join(keep))
     return done
 
 

@@ -161,7 +161,7 @@ def load(spec: str, *, config_dir: Path | None = None, device: Any = None, dtype
     Returns:
         The model, its processor, and its language table.
     Raises:
-        InputError: a task vector, or weights that do not fit the config.
+        InputError: a task vector, weights that do not fit the config, or weights with NaN or Inf values.
         UsageError: no config or tokenizer files anywhere.
     """
     import torch
@@ -173,6 +173,7 @@ def load(spec: str, *, config_dir: Path | None = None, device: Any = None, dtype
     )
 
     from asrmerge.io.checkpoint import PROJ_OUT, open_checkpoint
+    from asrmerge.io.tensors import finite
 
     device = device or torch.device("cpu")
     dtype = dtype or torch.float32
@@ -203,7 +204,7 @@ def load(spec: str, *, config_dir: Path | None = None, device: Any = None, dtype
                              hint="is it a Whisper model of the size --config describes? (same base model?)")
         state = {}
         for name in want:
-            t = ckpt.get(name)
+            t = finite(ckpt.get(name), name, spec)
             state[name] = t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype)
         model.load_state_dict(state, strict=False, assign=True)
         model.proj_out.weight = model.model.decoder.embed_tokens.weight  # tied, stored once

@@ -42,6 +42,8 @@ Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar and 
 Debug = Annotated[bool, typer.Option("--debug", help="Show the Python traceback of an error.")]
 DtypeOpt = Annotated[Dtype | None, typer.Option("--dtype", help="Output dtype of float tensors.")]
 ComputeOpt = Annotated[ComputeDtype, typer.Option("--compute-dtype", help="Arithmetic dtype (inputs are upcast).")]
+Force = Annotated[bool, typer.Option("--force", help="Replace an -o that is not an earlier asrmerge output "
+                                                   "(a folder keeps every file that is not the model's).")]
 ShardSize = Annotated[str | None, typer.Option("--shard-size", metavar="SIZE",
                                                help="Shard a folder output's weights (e.g. 2GB, 500MiB).")]
 
@@ -156,10 +158,21 @@ def progress(quiet: bool) -> Iterator[Any]:
         p.stop()
 
 
-def size(text: str | None) -> int | None:
+def size(text: str | None, option: str = "--shard-size") -> int | None:
+    """Bytes in a size option (``2GB``); ``option`` names it in errors."""
     from asrmerge.io.tensors import parse_size
 
-    return parse_size(text) if text else None
+    return parse_size(text, option=option) if text is not None else None
+
+
+def sweep(dest: str, quiet: bool) -> None:
+    """Remove the temporaries a killed run left beside ``dest`` (see asrmerge.io.writer), in one note line."""
+    from asrmerge.io.writer import sweep_temporaries
+
+    removed = sweep_temporaries(dest)
+    if removed:
+        note(f"removed {len(removed)} temporar{'y' if len(removed) == 1 else 'ies'} left by killed asrmerge runs "
+             f"beside {dest}: {', '.join(removed)}", quiet)
 
 
 def code(dtype: Enum | None) -> str | None:

@@ -42,15 +42,21 @@ def convert(
                       help="Hugging Face folder whose config and tokenizer files to use (openai .pt has none).")] = None,
     dtype: common.DtypeOpt = None,
     shard_size: common.ShardSize = None,
+    force: common.Force = False,
     quiet: common.Quiet = False,
     debug: common.Debug = False,
 ) -> None:
-    from asrmerge.convert import convert as run_convert
-
     def job() -> None:
+        from asrmerge.convert import convert as run_convert
+        from asrmerge.io.writer import check_destination
+
+        shards = common.size(shard_size)
+        check_destination(output, force=force, inputs=[src, *map(str, part or []), *([str(config)] if config else [])])
+        common.sweep(output, quiet)
         with common.progress(quiet) as p:
-            run_convert(src, output, to=to.value, dtype=common.code(dtype), shard_size=common.size(shard_size),
-                        config_dir=config, parts=list(part or []), command=common.command_line(), progress=p)
+            run_convert(src, output, to=to.value, dtype=common.code(dtype), shard_size=shards,
+                        config_dir=config, parts=list(part or []), command=common.command_line(), progress=p,
+                        force=force)
 
     common.run("convert", debug, job)
     if output != "-":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 from enum import Enum
@@ -81,6 +82,10 @@ def merge(
     list_: Annotated[bool, typer.Option("--list", help="List the algorithms and their parameters.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what the merge would do and cost; write nothing.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="With --list or --dry-run: one JSON document.")] = False,
+    strict_inputs: Annotated[bool, typer.Option("--strict-inputs",
+                             help="The same checkpoint given twice (or the base among the inputs) is an error "
+                                  "(exit 3), not a warning.")] = False,
+    force: common.Force = False,
     quiet: common.Quiet = False,
     debug: common.Debug = False,
 ) -> None:
@@ -103,11 +108,16 @@ def merge(
             weights=_weights(weights), lam_rules=parse_lam_rules(list(lam or [])), policy=policy,
             output=output, device=device.value, compute_dtype=common.compute(compute_dtype),
             out_dtype=common.code(dtype), shard_size=common.size(shard_size),
-            budget=common.size(memory) or 0, command=common.command_line(), check_outputs=not dry_run,
-            workers=workers, batch=batch, tau=tau,
+            budget=common.size(memory, "--memory") or 0, command=common.command_line(), check_outputs=not dry_run,
+            workers=workers, batch=batch, tau=tau, force=force, strict_inputs=strict_inputs,
         )
         plan = make_plan(spec)
         try:
+            for line in plan.warnings if not quiet else []:
+                common.warn("merge", line)
+            if not dry_run:
+                for o in plan.outputs:
+                    common.sweep(o.path, quiet)
             if dry_run:
                 _print_dry_run(plan_dry_run(plan), json_out)
                 return
@@ -132,10 +142,14 @@ def _weights(text: str | None) -> list[float] | None:
     if text is None:
         return None
     try:
-        return [float(x) for x in text.split(",")]
+        values = [float(x) for x in text.split(",")]
     except ValueError:
         raise UsageError(f"{text!r} is not a comma-separated list of numbers", subject="--weights",
                          hint="write e.g. --weights 1,1,0.5") from None
+    bad = next((v for v in values if not math.isfinite(v)), None)
+    if bad is not None:
+        raise UsageError(f"{bad} is not a finite number", subject="--weights", hint="write e.g. --weights 1,1,0.5")
+    return values
 
 
 def _list(as_json: bool) -> None:

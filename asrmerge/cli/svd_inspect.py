@@ -109,7 +109,7 @@ def _check(rank_frac: float | None, beta: float, sti_k: int | None, threshold: f
         raise UsageError(f"{beta} is not in (0, 1]", subject="--beta", hint="the paper uses 0.3")
     if sti_k is not None and sti_k < 1:
         raise UsageError(f"{sti_k} is not a positive number of triplets", subject="--sti-k")
-    if not threshold > 0:
+    if not 0 < threshold < float("inf"):
         raise UsageError(f"{threshold} is not positive", subject="--collapse-threshold", hint="the default is 1.0")
     if json_out and not summary:
         raise UsageError("--json goes with --summary", hint="the records are JSON lines already")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from enum import Enum
 from typing import Annotated, Any
@@ -58,6 +59,7 @@ def taskvec(
                                                   "computes in fp64 (exact round trips on fp32 checkpoints).")] = None,
     compute_dtype: common.ComputeOpt = common.ComputeDtype.fp32,
     shard_size: common.ShardSize = None,
+    force: common.Force = False,
     quiet: common.Quiet = False,
     debug: common.Debug = False,
 ) -> None:
@@ -78,16 +80,22 @@ def taskvec(
                              hint=f"usage: asrmerge taskvec {usage}")
         if inputs.count("-") > 1:
             raise UsageError("stdin ('-') can be only one input")
+        if not math.isfinite(scale):
+            raise UsageError(f"{scale} is not a finite number", subject="--scale", hint="e.g. --scale 0.5")
         if mode == "stats":
             _stats(inputs[0], base, jsonl, tau)
             return
         from asrmerge import taskvec as tv
+        from asrmerge.io.writer import check_destination
 
+        shards = common.size(shard_size)
+        check_destination(output, force=force, inputs=inputs)
+        common.sweep(output, quiet)
         with common.progress(quiet) as p:
             if mode == "make":
                 inexact = tv.make(inputs[0], inputs[1], output, dtype=common.code(dtype) or "F32",
-                                  compute=common.compute(compute_dtype), shard_size=common.size(shard_size),
-                                  command=common.command_line(), progress=p)
+                                  compute=common.compute(compute_dtype), shard_size=shards,
+                                  command=common.command_line(), progress=p, force=force)
                 if inexact and not quiet:
                     first = next(iter(inexact))
                     common.warn("taskvec", f"{sum(inexact.values())} weights in {len(inexact)} tensors (first: {first}) "
@@ -95,8 +103,8 @@ def taskvec(
                                 "a difference fp64 cannot hold exactly")
             else:
                 tv.make_applied(inputs[0], inputs[1], output, scale=scale, dtype=common.code(dtype),
-                                compute=common.compute(compute_dtype), shard_size=common.size(shard_size),
-                                command=common.command_line(), progress=p, tau=tau)
+                                compute=common.compute(compute_dtype), shard_size=shards,
+                                command=common.command_line(), progress=p, tau=tau, force=force)
 
     common.run("taskvec", debug, job)
     if output != "-" and mode != "stats":

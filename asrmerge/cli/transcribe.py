@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -63,6 +63,8 @@ def transcribe(
                      help="Only shard K of N (K from 1), or 'auto' from Slurm array / torch.distributed variables.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="With -o FILE: keep its records, append the missing ones.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Stop at the first audio file that cannot be read.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an -o FILE that is not an earlier transcribe "
+                                                        "output.")] = False,
     quiet: common.Quiet = False,
     debug: common.Debug = False,
 ) -> None:
@@ -70,7 +72,8 @@ def transcribe(
         from asrmerge.asr import manifest as mf
         from asrmerge.asr import model as md
         from asrmerge.asr import transcribe as tr
-        from asrmerge.errors import UsageError
+        from asrmerge.errors import InputError, UsageError
+        from asrmerge.io import writer as wr
         from asrmerge.io.jsonl import write_record
 
         if resume and output == "-":
@@ -82,18 +85,32 @@ def transcribe(
                              hint="give MANIFEST as a file, or pipe JSON lines in")
         md.check_chunk_length(chunk_length)
         part = mf.parse_shard(shard)
+        inputs = [model, manifest, *([str(config)] if config else [])]
+        dest = wr.check_destination(output, force=force or resume, inputs=inputs, owner=wr.TRANSCRIPT)
+        if resume and dest.kind != "file":
+            raise UsageError("needs -o FILE, a regular file", subject="--resume", hint="write to a file: -o hyp.jsonl --resume")
+        if resume and dest.mode == "force":
+            assert dest.path is not None
+            raise InputError(f"is not an output of asrmerge transcribe ({wr.transcript_problem(dest.path)})",
+                             subject=output, hint="--resume appends only to those; choose another -o")
+        common.sweep(output, quiet)
         items = mf.read_manifest(manifest)
         if resume:
             mf.check_unique(items, manifest)
         selected = part.select(items)
         if part.count > 1 or shard is not None:
             common.note(f"shard {part} ({part.source}): {len(selected)} of {len(items)} utterances", quiet)
-        done = mf.resume_done(Path(output)) if resume else set()
+        done = mf.resume_done(dest.path) if resume and dest.path is not None else set()
         todo = [u for u in selected if u.key not in done]
         if resume:
             common.note(f"--resume: {len(selected) - len(todo)} of {len(selected)} already in {output}", quiet)
+            extra = sorted(done - {u.key for u in selected})
+            if extra and not quiet:
+                where = f"shard {part} of {manifest}" if part.count > 1 else manifest
+                common.warn("transcribe", f"{output}: {len(extra)} record{'s' if len(extra) > 1 else ''} not in "
+                            f"{where} (first: id {extra[0]!r}); kept as they are")
         if not todo:
-            with _open(output, resume):
+            with wr.open_text(dest, append=resume):
                 pass  # an empty shard still leaves its (empty) output file
             common.note("nothing to transcribe", quiet)
             return 0, 0
@@ -107,7 +124,7 @@ def transcribe(
         if on_cpu and not quiet:
             common.warn("transcribe", "no CUDA device: transcribing on CPU (--device cpu silences this)")
         stats = tr.Stats()
-        with _open(output, resume) as out, common.progress(quiet) as p:
+        with wr.open_text(dest, append=resume) as out, common.progress(quiet) as p:
             for res in tr.transcribe(w, todo, settings, progress=p, stats=stats, verbose=common.debug_on(debug)):
                 if res.error is not None:
                     if strict:
@@ -125,20 +142,3 @@ def transcribe(
                                "have an \"error\" field and no \"hyp\"", markup=False, style="red", soft_wrap=True)
         raise typer.Exit(1)
 
-
-class _open:
-    """stdout, or the output file (appended to with --resume), as a context manager."""
-
-    def __init__(self, path: str, append: bool) -> None:
-        self.path, self.append = path, append
-        self.stream: IO[str] | None = None
-
-    def __enter__(self) -> IO[str]:
-        if self.path == "-":
-            return sys.stdout
-        self.stream = open(self.path, "a" if self.append else "w", encoding="utf-8")
-        return self.stream
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.stream is not None:
-            self.stream.close()

@@ -138,14 +138,10 @@ class MemoryBackend:
 
 
 def _open_folder(folder: Path, label: str) -> Backend:
-    import json
 
     index = folder / INDEX_FILE
     if index.is_file():
-        try:
-            weight_map = json.loads(index.read_text())["weight_map"]
-        except (ValueError, KeyError, TypeError) as e:
-            raise InputError(f"{INDEX_FILE} is not a safetensors index", subject=label, hint="re-create the folder") from e
+        weight_map = _weight_map(index, label)
         shards = sorted(set(weight_map.values()))
         missing = [s for s in shards if not (folder / s).is_file()]
         if missing:
@@ -171,6 +167,26 @@ def _open_folder(folder: Path, label: str) -> Backend:
                              hint="re-save it with `model.save_pretrained(dir, safe_serialization=True)`")
     raise InputError("no model.safetensors, model.safetensors.index.json or model.bin in this folder", subject=label,
                      hint="point at a Hugging Face or CTranslate2 Whisper folder, or a .safetensors file")
+
+
+def _weight_map(index: Path, label: str) -> dict[str, str]:
+    """The ``weight_map`` of a safetensors index: tensor name -> shard file in the same folder, types checked."""
+    import json
+
+    hint = "re-create the folder (the index is damaged)"
+    try:
+        doc = json.loads(index.read_bytes())
+    except (ValueError, RecursionError) as e:  # not JSON, not UTF-8, or nested too deeply
+        raise InputError(f"{INDEX_FILE} is not JSON ({type(e).__name__})", subject=label, hint=hint) from None
+    weight_map = doc.get("weight_map") if isinstance(doc, dict) else None
+    if not isinstance(weight_map, dict):
+        what = "has no weight_map" if weight_map is None else "has a weight_map that is not an object"
+        raise InputError(f"{INDEX_FILE} {what}", subject=label, hint=hint)
+    for name, shard in weight_map.items():
+        if not isinstance(shard, str) or not shard or "/" in shard or "\\" in shard or shard in (".", ".."):
+            raise InputError(f"{INDEX_FILE}: tensor {name[:80]!r} maps to {json.dumps(shard)[:40]}, not a file name "
+                             "in the folder", subject=label, hint=hint)
+    return weight_map
 
 
 def _spool_stdin() -> SafetensorsFile:

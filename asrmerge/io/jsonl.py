@@ -34,7 +34,7 @@ def write_record(record: dict[str, Any], stream: IO[str] | None = None) -> None:
     out.flush()
 
 
-def read_records(source: str | Path | IO[str], *, label: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+def read_records(source: str | Path | IO[str] | IO[bytes], *, label: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, record) for every non-blank line of ``source`` (a path, ``-`` for stdin, or a stream).
 
     Raises:
@@ -43,17 +43,22 @@ def read_records(source: str | Path | IO[str], *, label: str | None = None) -> I
     if isinstance(source, str | Path):
         path_label = label or str(source)
         if str(source) == "-":
-            yield from read_records(sys.stdin, label=label or "-")
+            yield from read_records(sys.stdin.buffer, label=label or "-")
             return
         try:
-            f = open(source, encoding="utf-8")
+            f = open(source, "rb")
         except OSError as e:
             raise InputError(e.strerror or str(e), subject=path_label, hint="check the path") from e
         with f:
             yield from read_records(f, label=path_label)
         return
     name = label or str(getattr(source, "name", "-"))
-    for no, line in enumerate(source, 1):
+    for no, raw in enumerate(source, 1):
+        try:
+            line: str = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+        except UnicodeDecodeError as e:
+            raise InputError(f"line {no}: not UTF-8 text (byte {raw[e.start]:#04x} at column {e.start + 1})",
+                             subject=name, hint="each line must be one JSON object in UTF-8") from None
         if not line.strip():
             continue
         try:
@@ -61,6 +66,9 @@ def read_records(source: str | Path | IO[str], *, label: str | None = None) -> I
         except json.JSONDecodeError as e:
             raise InputError(f"line {no}: not valid JSON ({e.msg} at column {e.colno})", subject=name,
                              hint="each line must be one JSON object") from e
+        except RecursionError:
+            raise InputError(f"line {no}: JSON nested too deeply", subject=name,
+                             hint="each line must be one JSON object") from None
         if not isinstance(rec, dict):
             raise InputError(f"line {no}: a JSON {type(rec).__name__}, not an object", subject=name,
                              hint="each line must be one JSON object")

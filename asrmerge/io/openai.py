@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from pathlib import Path
 
 import torch
 
-from asrmerge.errors import InputError, UsageError
+from asrmerge.errors import AsrmergeError, InputError, UsageError
 from asrmerge.io.hf_files import Dims, generation_config, model_config, preprocessor_file, to_json
 from asrmerge.io.tensors import TensorInfo, st_code
 
@@ -119,19 +118,32 @@ class OpenaiBackend:
         self._tensors.clear()
 
 
-def save_openai(tensors: dict[str, torch.Tensor], config: dict[str, object], dest: Path) -> None:
-    """Write an openai-whisper ``.pt`` atomically from Hugging Face tensors and ``config.json``."""
+def save_openai(tensors: dict[str, torch.Tensor], config: dict[str, object], dest: Path,
+                metadata: dict[str, str] | None = None) -> None:
+    """Write an openai-whisper ``.pt`` atomically from Hugging Face tensors and ``config.json``.
+
+    ``metadata`` (asrmerge's provenance) is stored under the key ``asrmerge``, which openai-whisper ignores;
+    it tells a later run that the file is an earlier output it may replace.
+    """
     from asrmerge.io.hf_files import dims_from_config
+    from asrmerge.io.writer import temporary_name
 
     try:
         dims = dims_from_config(config)
     except KeyError as e:
         raise UsageError(f"config.json lacks {e.args[0]}", subject=str(dest), hint="pass --config with a Whisper folder") from e
     state = {hf_to_openai(n): t for n, t in tensors.items()}
-    tmp = dest.parent / f".{dest.name}.asrmerge-tmp-{uuid.uuid4().hex[:8]}"
+    tmp = temporary_name(dest)
+    ckpt: dict[str, object] = {"dims": dims.openai_dims(), "model_state_dict": state}
+    if metadata:
+        ckpt["asrmerge"] = dict(metadata)
     try:
-        torch.save({"dims": dims.openai_dims(), "model_state_dict": state}, tmp)
+        torch.save(ckpt, tmp)
         os.replace(tmp, dest)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise AsrmergeError(f"cannot write: {e.strerror or e}", subject=str(dest),
+                            hint="free some disk space or choose another -o") from e
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

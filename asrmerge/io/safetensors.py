@@ -35,13 +35,33 @@ def sniff(head: bytes) -> str | None:
     """What the first bytes of a file say it is, when they rule out safetensors: a short description."""
     if head[8:9] == b"{":  # a safetensors header length followed by its JSON
         return None
-    if head[:1] == b"\x80":
+    # PROTO 2-5 and a first opcode; a safetensors length field of 0x80 bytes has zeros there instead
+    if len(head) >= 3 and head[0] == 0x80 and 2 <= head[1] <= 5 and head[2] != 0:
         return "a Python pickle (PyTorch .bin/.pt)"
     if head[:4] == b"PK\x03\x04":
         return "a zip archive (a PyTorch torch.save checkpoint)"
     if len(head) >= 8 and struct.unpack("<I", head[:4])[0] in (5, 6) and head[6:17] == b"WhisperSpec":
         return "a CTranslate2 model.bin"
     return None
+
+
+def _json_type(value: object) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "an integer",
+            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _show(value: object, limit: int = 40) -> str:
+    """``value`` as JSON, cut to ``limit`` characters, for messages."""
+    try:
+        text = json.dumps(value, ensure_ascii=True)
+    except (ValueError, RecursionError):
+        text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _count(value: object) -> bool:
+    """A JSON integer that counts something: an int (not a boolean, not 4.0 or "4"), not negative."""
+    return type(value) is int and value >= 0
 
 
 class SafetensorsFile:
@@ -62,7 +82,7 @@ class SafetensorsFile:
         try:
             self.metadata, self.infos, self._offsets = self._parse()
         except BaseException:
-            os.close(self._fd)
+            self.close()  # and forget the descriptor: __del__ must not close a number reused since
             raise
 
     def _fail(self, message: str, hint: str = "was the file written completely? re-create it") -> InputError:
@@ -71,45 +91,48 @@ class SafetensorsFile:
     def _parse(self) -> tuple[dict[str, str], dict[str, TensorInfo], dict[str, int]]:
         size = os.fstat(self._fd).st_size
         head = os.pread(self._fd, 24, 0)
-        n = struct.unpack("<Q", head[:8])[0] if size >= 8 else 0
-        # a safetensors file starts with the header length, then "{"; anything else may be another format
-        if not (size >= 9 and n <= MAX_HEADER and head[8:9] == b"{"):
-            kind = sniff(head)
-            if kind:
-                raise self._fail(f"is {kind}, not safetensors",
-                                 hint=PICKLE_HINT if "pickle" in kind or "zip" in kind
-                                 else "pass its folder, or convert it: `asrmerge convert DIR -o OUT/`")
-            if size < 9:
-                raise self._fail("is empty" if size == 0 else "is truncated (shorter than a safetensors header)")
-            raise self._fail("is not a safetensors file", hint="is it really a .safetensors file?")
+        kind = sniff(head)
+        if kind:
+            raise self._fail(f"is {kind}, not safetensors",
+                             hint=PICKLE_HINT if "pickle" in kind or "zip" in kind
+                             else "pass its folder, or convert it: `asrmerge convert DIR -o OUT/`")
+        if size < 8:
+            raise self._fail("is empty" if size == 0 else "is truncated (shorter than a safetensors header)")
+        n = struct.unpack("<Q", head[:8])[0]
+        if n > MAX_HEADER:
+            raise self._fail(f"is not a safetensors file (its header length field says {n} bytes, over the "
+                             f"{MAX_HEADER}-byte limit)", hint="is it really a .safetensors file?")
         if 8 + n > size:
             raise self._fail(f"is truncated: header needs {8 + n} bytes, the file has {size}")
+        if head[8:9] != b"{":
+            raise self._fail("is not a safetensors file (its header does not start with '{')",
+                             hint="is it really a .safetensors file?")
         try:
             header = json.loads(os.pread(self._fd, n, 8))
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise self._fail(f"not a safetensors file (header is not JSON: {e})", hint="is it really a .safetensors file?") from e
+        except UnicodeDecodeError as e:
+            raise self._fail(f"is not a safetensors file (header byte {e.start} is not UTF-8)",
+                             hint="is it really a .safetensors file?") from None
+        except json.JSONDecodeError as e:
+            raise self._fail(f"is not a safetensors file (header is not JSON: {e.msg} at byte {e.pos})",
+                             hint="is it really a .safetensors file?") from None
+        except RecursionError:
+            raise self._fail("is not a safetensors file (header JSON is nested too deeply)",
+                             hint="is it really a .safetensors file?") from None
         if not isinstance(header, dict):
-            raise self._fail("not a safetensors file (header is not an object)")
-        meta = header.pop("__metadata__", None) or {}
+            raise self._fail(f"is not a safetensors file (header is {_json_type(header)}, not an object)")
+        meta = header.pop("__metadata__", None)
+        if meta is None:
+            meta = {}
         if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
-            raise self._fail("__metadata__ must map strings to strings")
+            raise self._fail(f"__metadata__ must map strings to strings, not {_show(meta)}")
         entries = []
         for name, d in header.items():
-            try:
-                dtype, shape, (begin, end) = d["dtype"], tuple(int(x) for x in d["shape"]), d["data_offsets"]
-            except (KeyError, TypeError, ValueError) as e:
-                raise self._fail(f"tensor {name}: malformed header entry") from e
-            if dtype not in ST_DTYPES:
-                raise self._fail(f"tensor {name}: dtype {dtype} is not supported", hint="use F32, F16 or BF16")
-            info = TensorInfo(name, shape, dtype)
-            if end - begin != info.nbytes or begin < 0 or min(shape, default=0) < 0:
-                raise self._fail(f"tensor {name}: offsets {begin}..{end} do not fit shape {list(shape)} of {dtype}")
-            entries.append((begin, end, info))
+            entries.append(self._entry(_show(name, 80), name, d))
         entries.sort(key=lambda e: (e[0], e[1]))
         pos = 0
         for begin, end, info in entries:
             if begin != pos:
-                raise self._fail(f"tensor {info.name}: data offsets overlap or leave a gap")
+                raise self._fail(f"tensor {_show(info.name, 80)}: data offsets overlap or leave a gap")
             pos = end
         data = size - 8 - n
         if pos > data:
@@ -119,6 +142,31 @@ class SafetensorsFile:
         infos = {e[2].name: e[2] for e in entries}
         offsets = {e[2].name: 8 + n + e[0] for e in entries}
         return dict(meta), infos, offsets
+
+    def _entry(self, shown: str, name: str, d: object) -> tuple[int, int, TensorInfo]:
+        """One header entry, every field checked for its JSON type: (begin, end, info)."""
+        damaged = "the file is damaged or was not written by a safetensors library; re-create it"
+        if not isinstance(d, dict):
+            raise self._fail(f"tensor {shown}: header entry is {_json_type(d)}, not an object", hint=damaged)
+        for key in ("dtype", "shape", "data_offsets"):
+            if key not in d:
+                raise self._fail(f"tensor {shown}: header entry has no {key}", hint=damaged)
+        dtype, shape, offsets = d["dtype"], d["shape"], d["data_offsets"]
+        if not isinstance(dtype, str):
+            raise self._fail(f"tensor {shown}: dtype is {_json_type(dtype)}, not a string", hint=damaged)
+        if dtype not in ST_DTYPES:
+            raise self._fail(f"tensor {shown}: dtype {_show(dtype)} is not supported", hint="use F32, F16 or BF16")
+        if not isinstance(shape, list) or not all(_count(x) for x in shape):
+            raise self._fail(f"tensor {shown}: shape {_show(shape)} is not a list of non-negative integers",
+                             hint=damaged)
+        if not isinstance(offsets, list) or len(offsets) != 2 or not all(_count(x) for x in offsets):
+            raise self._fail(f"tensor {shown}: data_offsets {_show(offsets)} is not two non-negative integers",
+                             hint=damaged)
+        begin, end = offsets
+        info = TensorInfo(name, tuple(shape), dtype)
+        if end < begin or end - begin != info.nbytes:
+            raise self._fail(f"tensor {shown}: offsets {begin}..{end} do not fit shape {_show(shape)} of {dtype}")
+        return begin, end, info
 
     def _pread_into(self, buf: torch.Tensor, offset: int) -> None:
         view = memoryview(buf.numpy()).cast("B")  # type: ignore[arg-type]

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from asrmerge.errors import UsageError
+from asrmerge.errors import InputError, UsageError
 
 if TYPE_CHECKING:
     import torch
@@ -58,6 +58,27 @@ class TensorInfo:
         return TensorInfo(self.name, self.shape, dtype)
 
 
+def all_finite(t: torch.Tensor) -> bool:
+    """Whether every element is finite. The sum is non-finite iff an element is, or it overflows: a fast
+    test (one memory pass) with the exact check only in the rare overflow case."""
+    import torch
+
+    if not t.is_floating_point() or t.numel() == 0:
+        return True
+    acc = torch.float64 if t.dtype == torch.float64 else torch.float32
+    if bool(torch.isfinite(t.sum(dtype=acc))):
+        return True
+    return bool(torch.isfinite(t).all())
+
+
+def finite(t: torch.Tensor, name: str, label: str) -> torch.Tensor:
+    """``t``, or an :class:`InputError` naming the tensor and file if it holds NaN or Inf."""
+    if not all_finite(t):
+        raise InputError(f"tensor {name} has NaN or Inf values", subject=label,
+                         hint="the checkpoint is damaged or its training diverged")
+    return t
+
+
 def torch_dtype(code: str) -> torch.dtype:
     """The torch dtype of a safetensors code (``"F16"`` -> ``torch.float16``)."""
     import torch
@@ -90,8 +111,12 @@ def cli_name(code: str) -> str:
     return code.lower()
 
 
-def parse_size(text: str) -> int:
-    """Bytes in a size such as ``2GB``, ``500MiB`` or ``1048576`` (decimal units are powers of 1000)."""
+def parse_size(text: str, *, option: str = "--shard-size") -> int:
+    """Bytes in a size such as ``2GB``, ``500MiB`` or ``1048576`` (decimal units are powers of 1000).
+
+    Raises:
+        UsageError: naming ``option``, for anything but a finite positive size of at least one byte.
+    """
     units = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
              "KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40}
     s = text.strip().upper().replace(" ", "")
@@ -101,6 +126,6 @@ def parse_size(text: str) -> int:
         value = float(num)
     except ValueError:
         value = -1.0
-    if unit not in units or value <= 0:
-        raise UsageError(f"not a size: {text!r}", subject="--shard-size", hint="write it like 2GB, 500MiB or 1000000")
+    if unit not in units or not math.isfinite(value) or value * units[unit] < 1:
+        raise UsageError(f"not a size: {text!r}", subject=option, hint="write it like 2GB, 500MiB or 1000000")
     return int(value * units[unit])

@@ -21,13 +21,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 import torch
 
 from asrmerge.errors import AsrmergeError
-from asrmerge.io.tensors import torch_dtype
+from asrmerge.io.tensors import all_finite, torch_dtype
 from asrmerge.io.writer import CheckpointWriter
 from asrmerge.merge.policy import MATRIX_CLASSES
 from asrmerge.merge.stream import Accumulator, Rule
 from asrmerge.merge.tasks import Draws, Tasks, working_set
 from asrmerge.progress import NoProgress, Progress
-from asrmerge.taskvec import all_finite
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -296,7 +295,8 @@ def run(plan: Plan, *, progress: Progress | None = None, warn: Warn | None = Non
     with ExitStack() as stack:
         writers: list[Sink] = list(sinks) if sinks is not None else [
             stack.enter_context(CheckpointWriter(o.path, plan.out_infos, metadata=o.metadata,
-                                                 shard_size=plan.shard_size, support=support))
+                                                 shard_size=plan.shard_size, support=support, force=plan.force,
+                                                 inputs=plan.specs))
             for o in plan.outputs]
         progress.start(len(names), f"merge {plan.algo.name}")
         for name, tensors in _ordered(plan, names, model_rules):

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from asrmerge.compat import require_compatible, require_model, require_same_base, require_taskvec
-from asrmerge.errors import UsageError
+from asrmerge.errors import InputError, UsageError
 from asrmerge.io.checkpoint import Checkpoint, open_checkpoint
 from asrmerge.io.metadata import provenance
 from asrmerge.io.tensors import TensorInfo
@@ -51,6 +51,8 @@ class MergeSpec:
     workers: int = 0  # tensors merged at once; 0: one per CPU core on the CPU, 1 on CUDA
     batch: int = 0  # same-shape matrices per batched call; 0: 1 on the CPU, 64 on CUDA
     tau: bool = False  # --tau: input files without asrmerge metadata are task vectors
+    force: bool = False  # replace what is not an earlier output at -o (see asrmerge.io.writer)
+    strict_inputs: bool = False  # the same checkpoint given twice is an error, not a warning
 
 
 @dataclass
@@ -79,6 +81,9 @@ class Plan:
     stack: ExitStack
     workers: int = 1
     batch: int = 1
+    force: bool = False
+    specs: list[str] = field(default_factory=list)  # every input as given (base first), which -o must not overwrite
+    warnings: list[str] = field(default_factory=list)  # for the caller to show, one line each
     _out_bytes: dict[str, int] = field(default_factory=dict, repr=False)
 
     def lam_scale(self, name: str) -> float:
@@ -201,9 +206,10 @@ def make_plan(spec: MergeSpec, *, opened: tuple[Checkpoint | None, list[Checkpoi
     swept = [k for k, v in values.items() if len(v) > 1] + (["lam"] if len(lams) > 1 else [])
     combos = [dict(zip(values, c, strict=True)) for c in itertools.product(*values.values())]
     targets = output_paths(spec.output, combos, lams, swept)
+    specs = [s for s in [spec.base, *spec.inputs] if s]
     if spec.check_outputs:
         for path, _, _ in targets:
-            check_destination(path)
+            check_destination(path, force=spec.force, inputs=specs)
     device = _device(spec.device)
 
     stack = ExitStack()
@@ -224,6 +230,7 @@ def make_plan(spec: MergeSpec, *, opened: tuple[Checkpoint | None, list[Checkpoi
             raise UsageError("is a task vector, not a base model", subject=base.label, hint="--base takes the pre-trained model")
         ref = base if base is not None else sources[0]
         require_compatible(ref, [s for s in sources if s is not ref])
+        warnings = duplicates(base, sources, strict=spec.strict_inputs)
         if base is not None:
             for s in sources:
                 if s.kind == "taskvec":
@@ -258,10 +265,39 @@ def make_plan(spec: MergeSpec, *, opened: tuple[Checkpoint | None, list[Checkpoi
                                                                        else os.cpu_count() or 1))
         batch = spec.batch or (64 if device.type == "cuda" else 1)
         return Plan(algo, inputs, policy, classes, combos, lams, outputs, out_infos, spec.lam_rules,
-                    spec.budget, spec.shard_size, stack, workers, batch)
+                    spec.budget, spec.shard_size, stack, workers, batch, spec.force, specs, warnings)
     except BaseException:
         stack.close()
         raise
+
+
+def duplicates(base: Checkpoint | None, sources: list[Checkpoint], *, strict: bool = False) -> list[str]:
+    """Warnings for inputs that are the same checkpoint (same fingerprint), or the base itself.
+
+    Args:
+        base: the base model, if given.
+        sources: the inputs, in order.
+        strict: raise instead (``--strict-inputs``).
+    Returns:
+        One line per repeated input, naming both.
+    Raises:
+        InputError: with ``strict``, for the first repeat (exit 3).
+    """
+    seen: dict[str, str] = {}
+    if base is not None:
+        seen[base.fingerprint()] = f"the base {base.label}"
+    lines = []
+    for s in sources:
+        fp = s.fingerprint()
+        if fp in seen:
+            what = "its task vector is zero" if seen[fp].startswith("the base") else "it counts twice in the merge"
+            lines.append(f"{s.label} is the same checkpoint as {seen[fp]} (fingerprint {fp}); {what}")
+        else:
+            seen[fp] = s.label
+    if strict and lines:
+        raise InputError(lines[0], hint="give each fine-tune once (drop --strict-inputs to merge anyway)",
+                         more=lines[1:])
+    return lines
 
 
 def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float = 1.0e9) -> dict[str, Any]:

@@ -14,6 +14,7 @@ reference code, which decomposes every matrix), others ``mean``; non-float tenso
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
@@ -106,7 +107,7 @@ def parse_lam_rules(items: list[str]) -> list[tuple[str, float]]:
                 factor = float(value)
             except ValueError:
                 factor = float("nan")
-            if not sep or not pattern or factor != factor or factor < 0:
+            if not sep or not pattern or not math.isfinite(factor) or factor < 0:
                 raise UsageError(f"{part!r} is not GLOB=FACTOR with FACTOR >= 0", subject="--lam",
                                  hint="write e.g. --lam 'model.encoder.*=0.5'")
             out.append((pattern, factor))
