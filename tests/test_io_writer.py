@@ -79,7 +79,7 @@ def test_an_earlier_output_folder_is_replaced_whole(tmp_path: Path) -> None:
             w.write(info.name, torch.ones(info.shape))
     assert "model.safetensors.index.json" in {p.name for p in out.iterdir()}
     write_all(f"{out}/", metadata={"asrmerge.version": "1"})
-    assert sorted(p.name for p in out.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["dtype"] == "float32"
     assert leftovers(tmp_path) == []
@@ -174,7 +174,7 @@ def test_force_writes_ours_and_keeps_theirs(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="notes.txt, sub/ that asrmerge did not write"):
         write_all(f"{p}/")
     write_all(f"{p}/", force=True)
-    assert sorted(x.name for x in p.iterdir()) == ["config.json", "model.safetensors", "notes.txt", "sub"]
+    assert sorted(x.name for x in p.iterdir()) == ["README.md", "config.json", "model.safetensors", "notes.txt", "sub"]
     assert (p / "notes.txt").read_text() == "mine" and leftovers(tmp_path) == []
 
 

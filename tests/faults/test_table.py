@@ -118,7 +118,7 @@ def replaced_by_new_output(w: World, d: Path, r: Run) -> None:
 
 def our_stale_shards_removed(w: World, d: Path, r: Run) -> None:
     names = sorted(os.listdir(d / "p"))
-    assert names == ["config.json", "generation_config.json", "model.safetensors", "notes.txt"], names
+    assert names == ["README.md", "config.json", "generation_config.json", "model.safetensors", "notes.txt"], names
     assert (d / "p" / "notes.txt").read_text() == "mine\n"
 
 
