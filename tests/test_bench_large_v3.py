@@ -119,3 +119,28 @@ def test_memwatch_measures_anonymous_memory_and_enforces_the_cap():
     assert 300 <= w.peak_anon_mb < 400 and w.peak_rss_mb >= 300
     capped = watch([sys.executable, "-c", code], cap=150 * 2**20)
     assert capped.returncode != 0 and "MemoryError" in capped.stderr and capped.peak_anon_mb < 150
+
+
+@pytest.mark.peers
+@pytest.mark.slow
+def test_fusion_bench_under_a_cap_says_how_far_it_got(tmp_path):
+    from tests.bench.large_rows import peer_job, run_peer_probe
+
+    # a large embedding (200 MB per input in fp32) next to tiny matrices: loading dominates the memory
+    shape = L.Shape(d_model=128, layers=1, heads=2, ffn=256, vocab=400_000, n_mels=8, source_positions=30,
+                    target_positions=16)
+    base, fts = L.ensure(2, tmp_path / "in", shape=shape, log=lambda m: None)
+    matrices = sum(L.svd_group(n) is not None for n, _ in L.tensor_infos(shape))
+    name, job = peer_job("tsvm", base, fts, tmp_path / "fb.safetensors", tmp_path)
+    free = run_peer_probe(name, job, T=2, cap=20 * 2**30, timeout=900)
+    assert "error" not in free, free
+    assert free["progress"]["loaded"] == 3 and free["progress"]["tensors_done"] == matrices == 16
+    assert (tmp_path / "fb.safetensors").is_file()
+    # a cap halfway between what it held with one input loaded and with all three: it stops while loading
+    first, *_, last = free["progress"]["loaded_data_mb"]
+    assert last - first > 2 * 2 * base.stat().st_size / 2**20 * 0.9  # two more inputs in fp32
+    cap_mib = (first + last) / 2
+    capped = run_peer_probe(name, job, T=2, cap=int(cap_mib * 2**20), timeout=900)
+    assert "allocate" in capped["error"] or "MemoryError" in capped["error"], capped
+    assert capped["progress"]["loaded"] < 3 and capped["progress"]["tensors_done"] == 0
+    assert capped["progress"]["last_data_mb"] <= cap_mib

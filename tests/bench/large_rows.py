@@ -86,11 +86,13 @@ def _progress(log: Path, peer: str, T: int, method: str) -> dict:
     if not events:
         return {"events": 0}
     last = events[-1]
-    out: dict = {"last_event": last["event"], "last_t": last["t"], "last_anon_mb": last["anon_mb"]}
+    out: dict = {"last_event": last["event"], "last_t": last["t"], "last_anon_mb": last["anon_mb"],
+                 "last_data_mb": last.get("data_mb"), "import_data_mb": events[0].get("data_mb")}
     if peer == "fusion_bench":
         svds = sum(e["event"] == "svd" for e in events)
         per = {"tsvm": T + 2, "iso_c": 1}.get(method, 1)
         out.update(loaded=sum(e["event"] == "loaded" for e in events), files=T + 1,
+                   loaded_data_mb=[e.get("data_mb") for e in events if e["event"] == "loaded"],
                    taskvecs=sum(e["event"] == "taskvec" for e in events), svds=svds, tensors_done=svds // per)
     else:
         out["tensors_done"] = sum(e["event"] == "tensor" for e in events)

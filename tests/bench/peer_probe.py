@@ -2,7 +2,8 @@
 
 Usage: ``python peer_probe.py PEER JOBS.json RESULT.json`` with ``PROBE_LOG`` set to a file that gets one JSON
 line per event, flushed at once so it survives the process being stopped: ``{"t": seconds since start,
-"event": ..., "detail": ..., "anon_mb": this process's RssAnon}``. Events:
+"event": ..., "detail": ..., "anon_mb": this process's RssAnon, "data_mb": its VmData (what RLIMIT_DATA
+counts)}``. Events:
 
 - fusion_bench (tests/peers/drivers/fusion_bench_driver.py): ``load`` / ``loaded`` per input file, ``taskvec``
   per task vector made, ``svd`` per ``torch.linalg.svd`` call (with the matrix shape), ``saved``;
@@ -28,17 +29,21 @@ sys.path.insert(0, str(DRIVERS))
 _LOG = open(os.environ["PROBE_LOG"], "a", buffering=1)  # noqa: SIM115  (open for the life of the process)
 
 
-def anon_mb() -> float:
+def status_mb(*fields: str) -> list[float]:
+    """Fields of /proc/self/status (kB) in MiB."""
+    found = dict.fromkeys(fields, 0.0)
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("RssAnon:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
+            key = line.split(":", 1)[0]
+            if key in found:
+                found[key] = int(line.split()[1]) / 1024
+    return [found[k] for k in fields]
 
 
 def log(event: str, detail: object = None) -> None:
+    anon, data = status_mb("RssAnon", "VmData")
     _LOG.write(json.dumps({"t": round(time.perf_counter() - T0, 2), "event": event, "detail": detail,
-                           "anon_mb": round(anon_mb(), 1)}) + "\n")
+                           "anon_mb": round(anon, 1), "data_mb": round(data, 1)}) + "\n")
 
 
 def fusion_bench() -> int:
