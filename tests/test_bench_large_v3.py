@@ -117,8 +117,11 @@ def test_memwatch_measures_anonymous_memory_and_enforces_the_cap():
     w = watch([sys.executable, "-c", code])
     assert w.returncode == 0 and w.stdout.strip() == str(300 * 2**20)
     assert 300 <= w.peak_anon_mb < 400 and w.peak_rss_mb >= 300
-    capped = watch([sys.executable, "-c", code], cap=150 * 2**20)
-    assert capped.returncode != 0 and "MemoryError" in capped.stderr and capped.peak_anon_mb < 150
+    limited = watch([sys.executable, "-c", code], cap=150 * 2**20, cap_kind="data")
+    assert limited.returncode != 0 and "MemoryError" in limited.stderr and limited.peak_anon_mb < 150
+    killed = watch([sys.executable, "-c", code], cap=150 * 2**20)
+    assert killed.killed_by_cap and killed.returncode == -9 and not killed.stdout
+    assert 150 < killed.last_anon_mb < 400 and killed.wall_s < 5
 
 
 @pytest.mark.peers
@@ -136,11 +139,18 @@ def test_fusion_bench_under_a_cap_says_how_far_it_got(tmp_path):
     assert "error" not in free, free
     assert free["progress"]["loaded"] == 3 and free["progress"]["tensors_done"] == matrices == 16
     assert (tmp_path / "fb.safetensors").is_file()
-    # a cap halfway between what it held with one input loaded and with all three: it stops while loading
-    first, *_, last = free["progress"]["loaded_data_mb"]
-    assert last - first > 2 * 2 * base.stat().st_size / 2**20 * 0.9  # two more inputs in fp32
-    cap_mib = (first + last) / 2
-    capped = run_peer_probe(name, job, T=2, cap=int(cap_mib * 2**20), timeout=900)
-    assert "allocate" in capped["error"] or "MemoryError" in capped["error"], capped
-    assert capped["progress"]["loaded"] < 3 and capped["progress"]["tensors_done"] == 0
-    assert capped["progress"]["last_data_mb"] <= cap_mib
+    # a cap halfway between what it held with one input loaded and with all three: it stops while loading,
+    # whether the sampler kills it (anon) or an allocation fails (RLIMIT_DATA); the log says how far it got
+    fp32_mib = 2 * base.stat().st_size / 2**20
+    for kind, key in (("anon", "loaded_anon_mb"), ("data", "loaded_data_mb")):
+        first, *_, last = free["progress"][key]
+        assert last - first > 2 * fp32_mib * 0.9  # two more inputs in fp32
+        cap_mib = (first + last) / 2
+        capped = run_peer_probe(name, job, T=2, cap=int(cap_mib * 2**20), timeout=900, cap_kind=kind)
+        error = capped["error"]
+        assert ("stopped by the cap" in error) if kind == "anon" else ("allocate" in error or "MemoryError" in error)
+        assert capped["progress"]["loaded"] >= 1 and capped["progress"]["tensors_done"] == 0, capped
+        if kind == "anon":  # killed at the first sample over the cap (a load can finish in between)
+            assert capped["last_anon"] > cap_mib > capped["progress"]["last_anon_mb"] - fp32_mib
+        else:  # the allocation that did not fit failed inside the load
+            assert capped["progress"]["loaded"] < 3

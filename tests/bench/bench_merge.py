@@ -295,7 +295,10 @@ def main(argv: list[str] | None = None) -> None:
                     help="keep the rows already in the results (OUT with .json) and add this run's")
     ap.add_argument("--report", action="store_true",
                     help="write OUT again from the rows in OUT with .json, without running anything")
-    ap.add_argument("--cap-gib", type=float, default=20.0, help="large-v3: the peers' memory cap (RLIMIT_DATA)")
+    ap.add_argument("--cap-gib", type=float, default=20.0, help="large-v3: the peers' memory cap")
+    ap.add_argument("--cap-kind", choices=["anon", "data", "as"], default="anon",
+                    help="large-v3: anon = kill at resident anonymous memory over the cap (sampled); data/as = "
+                    "RLIMIT_DATA/RLIMIT_AS (tests/bench/memwatch.py)")
     ap.add_argument("--timeout", type=float, default=6 * 3600, help="large-v3: seconds per run before it is killed")
     a = ap.parse_args(argv)
     shapes = a.shapes.split(",")
@@ -355,8 +358,8 @@ def main(argv: list[str] | None = None) -> None:
     if large:
         from tests.bench.large_rows import run as run_large
 
-        rows = run_large(tasks, algos, with_peers=not a.no_peers, cap=int(a.cap_gib * 2**30), timeout=a.timeout,
-                         each=write)
+        rows = run_large(tasks, algos, with_peers=not a.no_peers, cap=int(a.cap_gib * 2**30), cap_kind=a.cap_kind,
+                         timeout=a.timeout, each=write)
     else:
         rows = run(shapes, tasks, algos, a.device, not a.no_peers, each=write)
     print(write(rows, done=True))

@@ -9,7 +9,9 @@ Per (T, algorithm), on the CPU:
   34 GB, exceed this machine's RAM, so the read comes from disk as it does for the merge) and, for the SVD
   family, the exact SVDs the algorithm needs at this machine's measured SVD rate (both cores busy);
 - ``asrmerge merge --dry-run --json`` on the same inputs: its time and memory estimates;
-- peers, under a memory cap (RLIMIT_DATA, 20 GiB by default): mergekit for ta and ties (mergekit-pytorch, fp32
+- peers, under a memory cap (20 GiB of resident anonymous memory by default, enforced by the sampler of
+  tests/bench/memwatch.py, which kills the peer at the first sample over it; ``--cap-kind data`` uses
+  RLIMIT_DATA instead): mergekit for ta and ties (mergekit-pytorch, fp32
   arithmetic, fp16 output like ours), FusionBench for tsvm and iso-c (as tests/peers/drivers/ runs them: every
   model loaded in fp32). Each peer runs under tests/bench/peer_probe.py, which logs its progress, so a peer
   that runs out of its cap still says how far it got (files loaded, task vectors, SVDs, tensors written),
@@ -92,6 +94,7 @@ def _progress(log: Path, peer: str, T: int, method: str) -> dict:
         svds = sum(e["event"] == "svd" for e in events)
         per = {"tsvm": T + 2, "iso_c": 1}.get(method, 1)
         out.update(loaded=sum(e["event"] == "loaded" for e in events), files=T + 1,
+                   loaded_anon_mb=[e["anon_mb"] for e in events if e["event"] == "loaded"],
                    loaded_data_mb=[e.get("data_mb") for e in events if e["event"] == "loaded"],
                    taskvecs=sum(e["event"] == "taskvec" for e in events), svds=svds, tensors_done=svds // per)
     else:
@@ -99,7 +102,7 @@ def _progress(log: Path, peer: str, T: int, method: str) -> dict:
     return out
 
 
-def run_peer_probe(peer: str, job: dict, *, T: int, cap: int, timeout: float) -> dict:
+def run_peer_probe(peer: str, job: dict, *, T: int, cap: int, timeout: float, cap_kind: str = "anon") -> dict:
     """One peer job under the probe and the cap: wall, RSS, anon, import and job seconds, or the error, and
     always how far it got."""
     from tests.peers.env import ensure
@@ -114,12 +117,15 @@ def run_peer_probe(peer: str, job: dict, *, T: int, cap: int, timeout: float) ->
         child_env["PROBE_LOG"] = str(log)
         try:
             w = watch([str(env.python), str(PROBE), peer, str(jobs), str(result)], env=child_env, cwd=Path(tmp),
-                      timeout=timeout, cap=cap)
+                      timeout=timeout, cap=cap, cap_kind=cap_kind)
         except TimeoutError as e:
             return {"error": str(e), "cap_mib": cap / 2**20, "progress": _progress(log, peer, T, job.get("method", ""))}
-        r: dict = {**_mem(w), "cap_mib": cap / 2**20, "last_anon": w.last_anon_mb,
+        r: dict = {**_mem(w), "cap_mib": cap / 2**20, "cap_kind": cap_kind, "last_anon": w.last_anon_mb,
                    "progress": _progress(log, peer, T, job.get("method", ""))}
-        if result.is_file():
+        if w.killed_by_cap:
+            r["error"] = (f"stopped by the cap: {w.last_anon_mb:.0f} MiB of anonymous memory at {w.wall_s:.0f} s, "
+                          f"over {cap / 2**20:.0f} MiB")
+        elif result.is_file():
             res = json.loads(result.read_text())
             r["import"], r["job"] = res["import_s"], res["jobs"][0]["seconds"]
             if res["jobs"][0]["error"]:
@@ -178,7 +184,8 @@ def _remove(p: Path) -> None:
         p.unlink(missing_ok=True)
 
 
-def run(tasks: list[int], algos: list[str], *, with_peers: bool, cap: int = CAP, timeout: float = 6 * 3600,
+def run(tasks: list[int], algos: list[str], *, with_peers: bool, cap: int = CAP, cap_kind: str = "anon",
+        timeout: float = 6 * 3600,
         each: Callable[[list[dict]], object] = lambda rows: None,
         inputs: Callable[[int], tuple[Path, list[Path]]] = large_v3.ensure) -> list[dict]:
     """Measure every (T, algorithm) on the large-v3 inputs (``inputs(T)``: the base and at least T fine-tunes);
@@ -213,7 +220,7 @@ def run(tasks: list[int], algos: list[str], *, with_peers: bool, cap: int = CAP,
                 theirs = work / f"peer-{algo}" if PEERS[algo][0] == "mergekit" else work / f"peer-{algo}.safetensors"
                 name, job = peer_job(algo, base, fts, theirs, work)
                 r["peer_name"] = name
-                r["peer"] = run_peer_probe(name, job, T=T, cap=cap, timeout=timeout)
+                r["peer"] = run_peer_probe(name, job, T=T, cap=cap, timeout=timeout, cap_kind=cap_kind)
                 r["diff"] = None if "error" in r["peer"] or not theirs.exists() else agreement(mine, theirs)
                 _remove(theirs)
                 for cfg in work.glob("*.yaml"):
@@ -227,6 +234,10 @@ def run(tasks: list[int], algos: list[str], *, with_peers: bool, cap: int = CAP,
 
 def _f(x: float | None, fmt: str = ".1f") -> str:
     return "—" if x is None else format(x, fmt)
+
+
+def _cap(p: dict) -> str:
+    return f"{p['cap_mib'] / 1024:.0f} ({p.get('cap_kind', 'data')})"
 
 
 def table(rows: list[dict]) -> str:
@@ -255,10 +266,10 @@ def table(rows: list[dict]) -> str:
                    + f"{g.get('tensors_done', 0)} tensors done, {g.get('last_anon_mb', 0):.0f} MiB anon at its last "
                    f"event ({g.get('last_event', '?')}), {p.get('last_anon', 0):.0f} MiB at the last sample")
             notes.append(f"{r['peer_name']} on large-v3 T={r['T']} {r['algo']}: `{p['error']}`")
-            b.append(f"| {r['T']} | {r['algo']} | {r['peer_name']} (failed) | {p['cap_mib'] / 1024:.0f} | — | "
+            b.append(f"| {r['T']} | {r['algo']} | {r['peer_name']} (failed) | {_cap(p)} | — | "
                      f"{_f(p.get('rss'), '.0f')} | {_f(p.get('anon'), '.0f')} | {r['ours']['wall']:.1f} | — | {far} | — |")
         else:
-            b.append(f"| {r['T']} | {r['algo']} | {r['peer_name']} | {p['cap_mib'] / 1024:.0f} | {p['wall']:.1f} | "
+            b.append(f"| {r['T']} | {r['algo']} | {r['peer_name']} | {_cap(p)} | {p['wall']:.1f} | "
                      f"{p['rss']:.0f} | {p['anon']:.0f} | {r['ours']['wall']:.1f} | {p['wall'] / r['ours']['wall']:.2f}x | "
                      f"finished ({g.get('tensors_done', '?')} tensors) | {_f(r.get('diff'), '.1e')} |")
     return "\n".join(a) + "\n\n" + ("\n".join(b) + "\n" if len(b) > 2 else "") + (
@@ -282,6 +293,8 @@ def report(rows: list[dict], runs: list[str], in_progress: bool) -> str:
         "0.1 s (what it allocated). Floors: read+write = every input read once and the output written once "
         "(fsync); SVD = the exact decompositions the algorithm needs at this machine's measured rate; x floor is "
         "against the larger of the two. Dry-run: `asrmerge merge --dry-run --json` on the same command. Peers run "
-        "under a cap of their anonymous memory (RLIMIT_DATA, as `prlimit --data` sets it) and a progress log "
-        "(tests/bench/peer_probe.py); max rel. diff: max over tensors of max |ours - peer| / max |peer|.", "", ""]
+        "under a memory cap (cap GiB; anon: killed at the first 0.1 s sample of their resident anonymous memory "
+        "over it, as a cgroup's memory.max would stop them; data: RLIMIT_DATA, as `prlimit --data` sets it) "
+        "with a progress log (tests/bench/peer_probe.py) that says how far a stopped peer got; max rel. diff: "
+        "max over tensors of max |ours - peer| / max |peer|.", "", ""]
     return "\n".join(head) + table(rows)

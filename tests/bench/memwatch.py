@@ -2,7 +2,7 @@
 
     from tests.bench.memwatch import watch
     w = watch(["python", "-m", "asrmerge", "merge", ...], cap=20 * 2**30)
-    w.wall_s, w.peak_rss_mb, w.peak_anon_mb, w.capped, w.last_anon_mb
+    w.wall_s, w.peak_rss_mb, w.peak_anon_mb, w.killed_by_cap, w.last_anon_mb
 
 - Peak RSS: the command's own ``ru_maxrss`` from a tiny launcher (as tests/peers/run.py measures it). It counts
   the pages of memory-mapped input files the command touched, so for a reader of mmapped safetensors it is
@@ -10,14 +10,18 @@
 - Peak anonymous memory: the sum of ``RssAnon`` (from ``/proc/PID/status``) over the command's process tree,
   sampled every ``interval`` seconds (0.1 s); what the command allocated itself. A sample can miss a spike
   shorter than the interval.
-- Cap: ``RLIMIT_DATA`` of the command (what ``prlimit --data`` sets), set by the launcher before exec. Since
-  Linux 4.7 it bounds the private writable mappings, i.e. the anonymous memory a process can map (glibc and
-  torch allocations); an allocation past it fails (MemoryError, or torch's "can't allocate memory") rather
-  than the kernel killing something, so the command can still record how far it got. It counts address
-  space, not resident pages, so it is a little stricter than a cgroup's memory.max. This container has
-  cgroup v1 only (no writable v2 memory controller, no systemd), and its memory cgroup is the sandbox's own,
-  so a cgroup child is not used. ``cap_kind="as"`` uses ``RLIMIT_AS`` (``prlimit --as``) instead, which also
-  counts mapped files and shared libraries.
+- Cap, ``cap_kind="anon"`` (the default): the sampler kills the command's processes (SIGKILL) at the first
+  sample whose anonymous memory is over ``cap``: resident anonymous memory is what a cgroup's memory.max
+  would stop (page cache is reclaimed first). It can overshoot by what the command allocates within one
+  interval. The command gets no chance to report, so a caller that wants to know how far it got has it log
+  its progress as it goes (tests/bench/peer_probe.py).
+  ``cap_kind="data"``: ``RLIMIT_DATA`` (what ``prlimit --data`` sets), set before exec: an allocation past it
+  fails inside the command (MemoryError, torch's "can't allocate memory"). It counts address space, not
+  resident pages, and private writable file mappings too: mergekit maps its inputs that way (12 GB of VmData
+  at 3.3 GB anonymous on large-v3 T = 2), so it would stop mergekit for memory it never uses.
+  ``cap_kind="as"``: ``RLIMIT_AS`` (``prlimit --as``), which also counts shared libraries and read-only maps.
+  No cgroup: this container has cgroup v1 only (no v2 memory controller, no systemd-run), and its memory
+  cgroup belongs to the sandbox.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ class Watched:
     stdout: str
     stderr: str
     cap_mb: float | None = None
+    killed_by_cap: bool = False  # cap_kind "anon": the sampler killed it (last_anon_mb is the sample over the cap)
     timeline: list[tuple[float, float]] = field(default_factory=list)  # (seconds, anon MiB), one per second
 
 
@@ -78,13 +83,21 @@ def _children() -> dict[int, list[int]]:
     return kids
 
 
+def descendants(root: int) -> list[int]:
+    """The processes below ``root`` (children first)."""
+    kids = _children()
+    out, todo = [], list(kids.get(root, []))
+    while todo:
+        pid = todo.pop(0)
+        out.append(pid)
+        todo.extend(kids.get(pid, []))
+    return out
+
+
 def tree_anon_kib(root: int) -> int:
     """Sum of RssAnon (KiB) over the descendants of ``root`` (not ``root`` itself: that is the launcher)."""
-    kids = _children()
-    todo, total = list(kids.get(root, [])), 0
-    while todo:
-        pid = todo.pop()
-        todo.extend(kids.get(pid, []))
+    total = 0
+    for pid in descendants(root):
         try:
             with open(f"/proc/{pid}/status") as f:
                 for line in f:
@@ -97,7 +110,7 @@ def tree_anon_kib(root: int) -> int:
 
 
 def watch(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None = None, timeout: float = 6 * 3600,
-          cap: int | None = None, cap_kind: str = "data", interval: float = 0.1) -> Watched:
+          cap: int | None = None, cap_kind: str = "anon", interval: float = 0.1) -> Watched:
     """Run ``cmd`` to its end (killed after ``timeout`` s) and measure it; see the module docstring.
 
     Raises:
@@ -107,20 +120,29 @@ def watch(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None
             tempfile.TemporaryDirectory(prefix="memwatch-") as tmp:
         report = Path(tmp) / "rusage.json"
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(report), cap_kind, str(cap or 0), *cmd],
+        limit = (cap or 0) if cap_kind in ("data", "as") else 0
+        proc = subprocess.Popen([sys.executable, "-c", LAUNCHER, str(report), cap_kind, str(limit), *cmd],
                                 stdout=out, stderr=err, stdin=subprocess.DEVNULL, env=env, cwd=cwd,
                                 start_new_session=True)
         peak = last = 0
+        killed = False
         timeline: list[tuple[float, float]] = []
         stop = threading.Event()
 
         def sample() -> None:
-            nonlocal peak, last
+            nonlocal peak, last, killed
             while not stop.is_set():
                 kib = tree_anon_kib(proc.pid)
                 if kib:
                     last = kib
                     peak = max(peak, kib)
+                if cap and cap_kind == "anon" and kib * 1024 > cap and not killed:
+                    killed = True
+                    for pid in descendants(proc.pid):  # not the launcher: it still reports the exit and ru_maxrss
+                        try:
+                            os.kill(pid, signal.SIGKILL)
+                        except ProcessLookupError:
+                            pass
                 now = time.perf_counter() - t0
                 if not timeline or now - timeline[-1][0] >= 1.0:
                     timeline.append((round(now, 1), round(kib / 1024, 1)))
@@ -145,4 +167,4 @@ def watch(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None
         err.seek(0)
         return Watched(r["code"], wall, r["maxrss_kib"] / 1024.0, peak / 1024.0, last / 1024.0,
                        out.read().decode(errors="replace"), err.read().decode(errors="replace"),
-                       cap / 2**20 if cap else None, timeline)
+                       cap / 2**20 if cap else None, killed, timeline)
