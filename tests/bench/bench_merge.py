@@ -300,6 +300,7 @@ def main(argv: list[str] | None = None) -> None:
                     help="large-v3: anon = kill at resident anonymous memory over the cap (sampled); data/as = "
                     "RLIMIT_DATA/RLIMIT_AS (tests/bench/memwatch.py)")
     ap.add_argument("--timeout", type=float, default=6 * 3600, help="large-v3: seconds per run before it is killed")
+    ap.add_argument("--note", default="", help="a remark on the run kept with its rows (e.g. 'quiet machine')")
     a = ap.parse_args(argv)
     shapes = a.shapes.split(",")
     large = "large-v3" in shapes
@@ -321,12 +322,14 @@ def main(argv: list[str] | None = None) -> None:
         Path(x).name if x.startswith("/") else x for x in (sys.argv[1:] if argv is None else argv))
 
     def runs_of(rows: list[dict]) -> list[str]:
-        return list(dict.fromkeys(f"`{r['run']['cmd']}` (commit {r['run']['commit']}, {r['run']['date']})"
+        return list(dict.fromkeys(f"`{r['run']['cmd']}` (commit {r['run']['commit']}, {r['run']['date']}"
+                                  + (f"; {r['run']['note']}" if r["run"].get("note") else "") + ")"
                                   for r in rows if "run" in r))
 
     def write(rows: list[dict], done: bool = False) -> str:
         for r in rows:
-            r.setdefault("run", {"cmd": cmd, "commit": commit, "date": time.strftime("%Y-%m-%d")})
+            r.setdefault("run", {"cmd": cmd, "commit": commit, "date": time.strftime("%Y-%m-%d"),
+                                 **({"note": a.note} if a.note else {})})
         rows = earlier + rows
         if large:
             from tests.bench.large_rows import report

@@ -18,6 +18,17 @@ Per (T, algorithm), on the CPU:
   when, and with how much memory.
 
 Results: tests/bench/results/large-v3.md and .json (no absolute paths: files are named relative to the cache).
+
+The full set, on a quiet machine (about 9 hours on 2 cores; every row is written to the results as it ends):
+
+    python -m tests.peers.env                                   # the peers' venvs, once (~8 min)
+    python -m tests.bench.large_v3 --tasks 10                   # the inputs, once (34 GB; 64 min on a busy machine)
+    python -m tests.bench.bench_merge --shapes large-v3 --tasks 2 --note "quiet machine"
+    python -m tests.bench.bench_merge --shapes large-v3 --tasks 10 --append --note "quiet machine"
+
+Needs about 7 GB of free disk beside the inputs (asrmerge's and mergekit's fp16 outputs, one row at a time) and
+21 GiB of available memory for the FusionBench rows' 20 GiB cap (``--cap-gib 16`` on a machine shared with
+others). ``tests/bench/results/large-v3-smoke.md`` is the harness's smoke run (T = 2, ta), not a measurement.
 """
 
 from __future__ import annotations
