@@ -2,13 +2,16 @@
 
     python -m tests.bench.bench_merge                    # whisper-base and whisper-small shapes, T = 2, 5, 10
     python -m tests.bench.bench_merge --shapes base --tasks 2,5 --algos ta,tsvm
-    python -m tests.bench.bench_merge --device cuda --shapes large-v3 --tasks 10 --algos boosted-tsvm,tsvm
+    python -m tests.bench.bench_merge --shapes large-v3 --tasks 2,10    # large-v3 rows: tests/bench/large_rows.py
 
 Every run is a separate process measured the same way (wall time and the child's peak RSS from wait4); the
 peers run in their own virtual environments (tests/peers/env.py). Outputs are compared before times are:
 a row whose outputs disagree beyond the spec's tolerance says so. Floors: reading every input once and
 writing the output once with a warm page cache (element-wise algorithms); the SVDs an algorithm must do,
 at this machine's measured SVD rate (the SVD family). Results go to tests/bench/RESULTS.md (or --out).
+``--shapes large-v3`` runs on its own: inputs from tests/bench/large_v3.py (cached outside the repository),
+peers under a memory cap, peak anonymous memory and ``merge --dry-run`` estimates beside every row, results in
+tests/bench/results/large-v3.md (see tests/bench/large_rows.py).
 """
 
 from __future__ import annotations
@@ -280,43 +283,73 @@ def goals(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--shapes", default="base,small")
-    ap.add_argument("--tasks", default="2,5,10")
-    ap.add_argument("--algos", default=",".join([*PEERS, *OURS_ONLY]))
+    ap.add_argument("--shapes", default="base,small", help="base, small, or large-v3 (on its own)")
+    ap.add_argument("--tasks", default=None, help="default: 2,5,10; large-v3: 2,10")
+    ap.add_argument("--algos", default=None, help="default: every peer mapping and ours; large-v3: "
+                    "ta,ties,iso-c,iso-cts,tsvm,tsvm-ns,boosted-tsvm")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--no-peers", action="store_true")
-    ap.add_argument("--out", type=Path, default=ROOT / "tests" / "bench" / "RESULTS.md")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="default: tests/bench/RESULTS.md; large-v3: tests/bench/results/large-v3.md")
     ap.add_argument("--append", action="store_true",
                     help="keep the rows already in the results (OUT with .json) and add this run's")
     ap.add_argument("--report", action="store_true",
                     help="write OUT again from the rows in OUT with .json, without running anything")
+    ap.add_argument("--cap-gib", type=float, default=20.0, help="large-v3: the peers' memory cap")
+    ap.add_argument("--cap-kind", choices=["anon", "data", "as"], default="anon",
+                    help="large-v3: anon = kill at resident anonymous memory over the cap (sampled); data/as = "
+                    "RLIMIT_DATA/RLIMIT_AS (tests/bench/memwatch.py)")
+    ap.add_argument("--timeout", type=float, default=6 * 3600, help="large-v3: seconds per run before it is killed")
+    ap.add_argument("--note", default="", help="a remark on the run kept with its rows (e.g. 'quiet machine')")
     a = ap.parse_args(argv)
+    shapes = a.shapes.split(",")
+    large = "large-v3" in shapes
+    if large and (shapes != ["large-v3"] or a.device != "cpu"):
+        raise SystemExit("bench_merge: --shapes large-v3 runs on its own and on the CPU (tests/bench/gpu.py is "
+                         "the GPU check)")
+    a.out = a.out or ROOT / "tests" / "bench" / ("results/large-v3.md" if large else "RESULTS.md")
+    a.tasks = a.tasks or ("2,10" if large else "2,5,10")
+    if a.algos is None:
+        from tests.bench.large_rows import ALGOS
+
+        a.algos = ",".join(ALGOS if large else [*PEERS, *OURS_ONLY])
     earlier = json.loads(a.out.with_suffix(".json").read_text()) if a.append or a.report else []
     t0 = time.time()
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
+    # no absolute paths of this machine in the results: a path argument is recorded by its name
+    cmd = "python -m tests.bench.bench_merge " + " ".join(
+        Path(x).name if x.startswith("/") else x for x in (sys.argv[1:] if argv is None else argv))
 
-    cmd = f"python -m tests.bench.bench_merge {' '.join(argv or sys.argv[1:])}"
+    def runs_of(rows: list[dict]) -> list[str]:
+        return list(dict.fromkeys(f"`{r['run']['cmd']}` (commit {r['run']['commit']}, {r['run']['date']}"
+                                  + (f"; {r['run']['note']}" if r["run"].get("note") else "") + ")"
+                                  for r in rows if "run" in r))
 
     def write(rows: list[dict], done: bool = False) -> str:
         for r in rows:
-            r.setdefault("run", {"cmd": cmd, "commit": commit, "date": time.strftime("%Y-%m-%d")})
+            r.setdefault("run", {"cmd": cmd, "commit": commit, "date": time.strftime("%Y-%m-%d"),
+                                 **({"note": a.note} if a.note else {})})
         rows = earlier + rows
-        runs = list(dict.fromkeys(f"`{r['run']['cmd']}` (commit {r['run']['commit']}, {r['run']['date']})"
-                                  for r in rows if "run" in r))
-        head = [f"# asrmerge merge: benchmark ({a.device})", "",
-                f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores"
-                + (f", {torch.cuda.get_device_name()}" if a.device == "cuda" else "")
-                + f"; torch {torch.__version__}. Runs: " + "; ".join(runs)
-                + ("." if a.report else f" (the last {(time.time() - t0) / 60:.0f} min"
-                   + ("" if done else f", in progress: {len(rows)} rows so far") + ")."),
-                "", "Wall time includes process start and imports on both sides; peak RSS is the process's. "
-                "Floors: io = read every input once + write the output once (page cache warm); svd = the "
-                "decompositions the algorithm needs at this machine's measured SVD throughput. Max rel. diff: "
-                "max over tensors of max |ours - peer| / max |peer| (dare-ties: random masks, not compared); "
-                "differences beyond rounding (ties, multislerp) are explained in tests/peers/CONFORMANCE.md, "
-                "section \"On whisper-shaped inputs\".", "", ""]
-        text = "\n".join(head) + table(rows, a.device) + "\n" + goals(rows)
+        if large:
+            from tests.bench.large_rows import report
+
+            text = report(rows, runs_of(rows), in_progress=not done)
+        else:
+            head = [f"# asrmerge merge: benchmark ({a.device})", "",
+                    f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores"
+                    + (f", {torch.cuda.get_device_name()}" if a.device == "cuda" else "")
+                    + f"; torch {torch.__version__}. Runs: " + "; ".join(runs_of(rows))
+                    + ("." if a.report else f" (the last {(time.time() - t0) / 60:.0f} min"
+                       + ("" if done else f", in progress: {len(rows)} rows so far") + ")."),
+                    "", "Wall time includes process start and imports on both sides; peak RSS is the process's. "
+                    "Floors: io = read every input once + write the output once (page cache warm); svd = the "
+                    "decompositions the algorithm needs at this machine's measured SVD throughput. Max rel. diff: "
+                    "max over tensors of max |ours - peer| / max |peer| (dare-ties: random masks, not compared); "
+                    "differences beyond rounding (ties, multislerp) are explained in tests/peers/CONFORMANCE.md, "
+                    "section \"On whisper-shaped inputs\".", "", ""]
+            text = "\n".join(head) + table(rows, a.device) + "\n" + goals(rows)
+        a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(text)
         (a.out.with_suffix(".json")).write_text(json.dumps(rows, indent=2))
         return text
@@ -324,8 +357,14 @@ def main(argv: list[str] | None = None) -> None:
     if a.report:
         print(write([], done=True))
         return
-    rows = run(a.shapes.split(","), [int(x) for x in a.tasks.split(",")], a.algos.split(","), a.device,
-               not a.no_peers, each=write)
+    tasks, algos = [int(x) for x in a.tasks.split(",")], a.algos.split(",")
+    if large:
+        from tests.bench.large_rows import run as run_large
+
+        rows = run_large(tasks, algos, with_peers=not a.no_peers, cap=int(a.cap_gib * 2**30), cap_kind=a.cap_kind,
+                         timeout=a.timeout, each=write)
+    else:
+        rows = run(shapes, tasks, algos, a.device, not a.no_peers, each=write)
     print(write(rows, done=True))
 
 
