@@ -169,6 +169,18 @@ def code(dtype: Dtype | ComputeDtype | None) -> str | None:
     return CLI_DTYPES[dtype.value] if dtype is not None else None
 
 
+def plural(n: int, noun: str) -> str:
+    """``1 utterance``, ``2 utterances``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def dtype_name(code: str) -> str:
+    """The option spelling (``fp16``) of a safetensors dtype code (``F16``)."""
+    from asrmerge.io.tensors import CLI_DTYPES
+
+    return {v: k for k, v in CLI_DTYPES.items()}.get(code, code)
+
+
 def compute(dtype: ComputeDtype) -> Any:
     import torch
 
