@@ -159,7 +159,7 @@ def test_cuda_on_a_machine_without_it(tiny_asr: Path) -> None:
 
 
 def test_on_a_terminal_progress_shows_speed_and_rtf(tiny_asr: Path) -> None:
-    """stderr on a terminal: the CPU warning, a progress bar with utt/s and RTF, and the closing summary.
+    """stderr on a terminal: a progress bar with utt/s and RTF, and the closing summary (no CPU warning).
 
     The manifest comes on stdin, so its relative audio paths are read from the working folder.
     """
@@ -177,9 +177,30 @@ def test_on_a_terminal_progress_shows_speed_and_rtf(tiny_asr: Path) -> None:
     p.wait(timeout=300)
     assert p.returncode == 0 and len(out.splitlines()) == 6
     assert "transcribe" in err and "utt/s, RTF" in err and "6/6" in err
-    if not torch.cuda.is_available():
-        assert "asrmerge transcribe: warning: no CUDA device: transcribing on CPU (--device cpu silences this)" in err
+    assert "warning" not in err  # a CPU run is no cause for a warning
     assert "transcribed 6 utterances (35.7 s of audio) in " in err
+
+
+def test_messages_of_a_cpu_run(tiny_asr: Path, tmp_path: Path) -> None:
+    """No warning for running on the CPU; --shard auto outside Slurm and torchrun says so, once; "1 utterance";
+    a missing file's error names the folder it was looked for in, with the manifest given by a relative path."""
+    (tmp_path / "data").mkdir()
+    shutil.copy(AUDIO / "jfk.wav", tmp_path / "data")
+    (tmp_path / "data" / "m.jsonl").write_text('{"id": "a", "audio": "jfk.wav"}\n{"id": "b", "audio": "gone.wav"}\n')
+    unset = {"SLURM_ARRAY_TASK_ID": "", "RANK": "", "WORLD_SIZE": ""}
+    r = cli("transcribe", str(tiny_asr), "data/m.jsonl", *FAST, "--shard", "auto", cwd=tmp_path, env=unset)
+    assert r.returncode == 1, r.stderr.decode()
+    err = r.stderr.decode().splitlines()
+    assert err[0] == ("asrmerge transcribe: warning: --shard auto: no Slurm array (SLURM_ARRAY_TASK_ID) or "
+                      "torch.distributed (RANK, WORLD_SIZE) variables are set; transcribing the whole manifest as "
+                      "shard 1/1")
+    assert err[1] == (f"asrmerge transcribe: error: {tmp_path / 'data' / 'gone.wav'}: no such audio file; "
+                      "check the manifest's \"audio\" path")
+    assert err[2].startswith("transcribed 1 utterance (11.0 s of audio) in ")
+    assert err[3] == ('asrmerge transcribe: error: 1 of 2 utterances failed; their records have an "error" field '
+                      'and no "hyp"')
+    assert len(err) == 4
+    assert [json.loads(x)["id"] for x in r.stdout.decode().splitlines()] == ["a", "b"]
 
 
 @pytest.mark.cuda

@@ -86,8 +86,11 @@ def transcribe(
         if resume:
             mf.check_unique(items, manifest)
         selected = part.select(items)
-        if part.count > 1 or shard is not None:
-            common.note(f"shard {part} ({part.source}): {len(selected)} of {len(items)} utterances", quiet)
+        if shard == "auto" and part.source == "none" and not quiet:
+            common.warn("transcribe", "--shard auto: no Slurm array (SLURM_ARRAY_TASK_ID) or torch.distributed "
+                        "(RANK, WORLD_SIZE) variables are set; transcribing the whole manifest as shard 1/1")
+        elif part.count > 1 or shard is not None:
+            common.note(f"shard {part} ({part.source}): {len(selected)} of {common.plural(len(items), 'utterance')}", quiet)
         done = mf.resume_done(Path(output)) if resume else set()
         todo = [u for u in selected if u.key not in done]
         if resume:
@@ -97,15 +100,13 @@ def transcribe(
                 pass  # an empty shard still leaves its (empty) output file
             common.note("nothing to transcribe", quiet)
             return 0, 0
-        dev, on_cpu = md.resolve_device(device)
+        dev, _ = md.resolve_device(device)
         settings = tr.Settings(language=language, language_field=language_field,
                                task=task.value if task else None, beam_size=beam_size,
                                batch_size=batch_size, max_new_tokens=max_new_tokens)
         w = md.load(model, config_dir=config, device=dev, dtype=md.resolve_dtype(dtype.value if dtype else None, dev),
                     chunk_length=chunk_length, verbose=common.debug_on(debug))
         tr.check_settings(w, settings)
-        if on_cpu and not quiet:
-            common.warn("transcribe", "no CUDA device: transcribing on CPU (--device cpu silences this)")
         stats = tr.Stats()
         with _open(output, resume) as out, common.progress(quiet) as p:
             for res in tr.transcribe(w, todo, settings, progress=p, stats=stats, verbose=common.debug_on(debug)):
@@ -115,13 +116,13 @@ def transcribe(
                     common.console().print(f"asrmerge transcribe: error: {res.error}", markup=False, style="red",
                                            soft_wrap=True)
                 write_record(res.record, out)
-        common.note(f"transcribed {stats.done} utterances ({stats.audio_s:.1f} s of audio) in {stats.elapsed:.1f} s: "
+        common.note(f"transcribed {common.plural(stats.done, 'utterance')} ({stats.audio_s:.1f} s of audio) in {stats.elapsed:.1f} s: "
                     f"{stats.rate:.2f} utt/s, RTF {stats.rtf:.3f} on {dev} ({w.dtype})".replace("torch.", ""), quiet)
         return stats.failed, len(todo)
 
     failed, total = common.run("transcribe", debug, job)
     if failed:
-        common.console().print(f"asrmerge transcribe: error: {failed} of {total} utterances failed; their records "
+        common.console().print(f"asrmerge transcribe: error: {failed} of {common.plural(total, 'utterance')} failed; their records "
                                "have an \"error\" field and no \"hyp\"", markup=False, style="red", soft_wrap=True)
         raise typer.Exit(1)
 
