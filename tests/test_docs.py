@@ -48,6 +48,40 @@ def test_every_command_and_option_is_in_the_readme(cmd: str) -> None:
         assert re.search(rf"`[^`]*(?<![\w-]){re.escape(opt)}(?![\w-])", body), f"README section {cmd} lacks {opt}"
 
 
+def readme_option_list(cmd: str) -> set[str]:
+    """The options the "Options:" paragraph of README's section on ``cmd`` lists."""
+    body = README.split(f"### `asrmerge {cmd}`", 1)[1].split("\n### ", 1)[0]
+    found = re.search(r"^Options: (.*?)(?:\n\n|\n#|\Z)", body, re.S | re.M)
+    assert found, f"README section {cmd} has no Options: paragraph"
+    return set(re.findall(r"(?<![\w-])(--?[a-z][\w-]*)", found.group(1)))
+
+
+def man_option_list(cmd: str) -> set[str]:
+    """The options the OPTIONS section of asrmerge-CMD(1) has an entry for."""
+    md, _ = man(f"asrmerge-{cmd}")
+    section = md.split("\n# OPTIONS\n", 1)
+    assert len(section) == 2, f"man/asrmerge-{cmd}.1.md has no OPTIONS section"
+    body = section[1].split("\n# ", 1)[0]
+    heads = [line for line in body.splitlines() if line.startswith("**-")]
+    return {o for line in heads for o in re.findall(r"\*\*(--?[\w-]+)\*\*", line)}
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_readme_option_lists_match_help_both_ways(cmd: str) -> None:
+    """README's "Options:" line of each command lists exactly the options of its --help."""
+    want, have = set(options(cmd)), readme_option_list(cmd)
+    assert not want - have, f"README's Options: line for {cmd} lacks {sorted(want - have)}"
+    assert not have - want, f"README's Options: line for {cmd} lists {sorted(have - want)}, which --help lacks"
+
+
+@pytest.mark.parametrize("cmd", COMMANDS)
+def test_man_option_entries_match_help_both_ways(cmd: str) -> None:
+    """The OPTIONS section of each man page has an entry for exactly the options of its --help."""
+    want, have = {*options(cmd), "-h", "--help"}, man_option_list(cmd)
+    assert not want - have, f"man/asrmerge-{cmd}.1.md OPTIONS lacks {sorted(want - have)}"
+    assert not have - want, f"man/asrmerge-{cmd}.1.md OPTIONS has {sorted(have - want)}, which --help lacks"
+
+
 def test_main_page_lists_every_command() -> None:
     md, roff = man("asrmerge")
     for cmd in COMMANDS:
