@@ -170,8 +170,10 @@ def code(dtype: Dtype | ComputeDtype | None) -> str | None:
 
 
 def plural(n: int, noun: str) -> str:
-    """``1 utterance``, ``2 utterances``."""
-    return f"{n} {noun}{'' if n == 1 else 's'}"
+    """``1 utterance``, ``2 utterances``; ``1 hypothesis``, ``2 hypotheses``."""
+    if n == 1:
+        return f"{n} {noun}"
+    return f"{n} {noun[:-2] + 'es' if noun.endswith('is') else noun + 's'}"
 
 
 def dtype_name(code: str) -> str:

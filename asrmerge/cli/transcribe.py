@@ -15,7 +15,8 @@ HELP = """Transcribe the utterances of a JSONL manifest with a Whisper model.
 
 Each manifest line is a JSON object with "audio" (a path relative to the manifest's folder), optionally
 "id", "text" (the reference) and any other fields; each output line is the same record with "hyp" (the
-hypothesis) and "model" added, in input order. Audio is wav/flac/ogg/mp3 (others through ffmpeg), at any
+hypothesis), "hyp_language" (the language decoded) and "model" added, in input order, and "truncated" or
+"repetition" (true) for a hypothesis that ran away: stopped at the token limit, or repeats itself. Audio is wav/flac/ogg/mp3 (others through ffmpeg), at any
 sample rate; recordings over 30 s are transcribed whole.
 
 MODEL is a Hugging Face folder, a .safetensors file with --config DIR, a CTranslate2 folder,
@@ -55,7 +56,8 @@ def transcribe(
     dtype: Annotated[common.Dtype | None, typer.Option("--dtype",
                      help="Compute dtype (default: fp16 on CUDA, fp32 on CPU).")] = None,
     max_new_tokens: Annotated[int | None, typer.Option("--max-new-tokens", metavar="N",
-                              help="Tokens generated at most per utterance (per window).")] = None,
+                              help="Tokens generated at most per utterance (per window); default: 12 per "
+                                   "second of audio + 16.")] = None,
     chunk_length: Annotated[int, typer.Option("--chunk-length", metavar="SECONDS",
                             help="Encoder window, 1-30 s: shorter runs short utterances faster; "
                                  "Whisper's own is 30.")] = 30,
@@ -69,6 +71,7 @@ def transcribe(
     def job() -> tuple[int, int]:
         from asrmerge.asr import manifest as mf
         from asrmerge.asr import model as md
+        from asrmerge.asr import runaway
         from asrmerge.asr import transcribe as tr
         from asrmerge.errors import UsageError
         from asrmerge.io.jsonl import write_record
@@ -116,6 +119,17 @@ def transcribe(
                     common.console().print(f"asrmerge transcribe: error: {res.error}", markup=False, style="red",
                                            soft_wrap=True)
                 write_record(res.record, out)
+        if stats.ran_away and not quiet:
+            marks = [f"{stats.truncated} stopped at the token limit before the end, \"truncated\": true"] * bool(
+                stats.truncated)
+            marks += [f"{stats.repetition} {'repeats itself' if stats.repetition == 1 else 'repeat themselves'}, "
+                      "\"repetition\": true"] * bool(stats.repetition)
+            limit = (f"--max-new-tokens {max_new_tokens}" if max_new_tokens else
+                     f"{runaway.TOKENS_PER_SECOND} tokens per second of audio + {runaway.TOKEN_MARGIN}; "
+                     "--max-new-tokens N lifts it")
+            common.warn("transcribe", f"{stats.ran_away} of {common.plural(stats.done, 'hypothesis')} ran away "
+                        f"({'; '.join(marks)}): jq -c 'select(.truncated or .repetition)' lists them; the limit "
+                        f"is {limit}")
         common.note(f"transcribed {common.plural(stats.done, 'utterance')} ({stats.audio_s:.1f} s of audio) in {stats.elapsed:.1f} s: "
                     f"{stats.rate:.2f} utt/s, RTF {stats.rtf:.3f} on {dev} ({w.dtype})".replace("torch.", ""), quiet)
         return stats.failed, len(todo)
