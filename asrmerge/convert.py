@@ -9,17 +9,37 @@ openai-whisper ``.pt``. Tensors keep their values bit for bit unless ``dtype`` a
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from asrmerge.errors import UsageError
 from asrmerge.io.checkpoint import Checkpoint, open_checkpoint
 from asrmerge.io.hf_files import SUPPORT_FILES
 from asrmerge.io.metadata import provenance
-from asrmerge.io.writer import CheckpointWriter, cast_finite, check_destination
+from asrmerge.io.writer import CheckpointWriter, cast_finite, check_destination, output_kind
 from asrmerge.progress import NoProgress, Progress
 from asrmerge.taskvec import finite, output_infos
 
 TARGETS = ("auto", "hf", "openai")
+TOKENIZER_FILES = ("tokenizer.json", "vocab.json")
+
+
+@dataclass(frozen=True)
+class Converted:
+    """What :func:`convert` wrote, for the command's closing message.
+
+    Attributes:
+        target: ``hf`` or ``openai``.
+        dtype: the float dtype of the output's weights (safetensors code: ``F16``, ``F32``, ``BF16``).
+        cast: whether ``dtype`` came from a cast (``--dtype``) rather than the source's own.
+        no_tokenizer: an output folder without tokenizer files (an openai-whisper ``.pt`` or a CTranslate2
+            folder without ``tokenizer.json``, converted without ``config_dir``): transformers cannot decode with it.
+    """
+
+    target: str
+    dtype: str
+    cast: bool
+    no_tokenizer: bool
 
 
 def target_of(dest: str, to: str) -> str:
@@ -56,8 +76,8 @@ def _support(src: Checkpoint, config_dir: Path | None) -> dict[str, bytes]:
 
 def convert(src_spec: str, dest: str, *, to: str = "auto", dtype: str | None = None, shard_size: int | None = None,
             config_dir: Path | None = None, parts: list[Path] | None = None, command: str = "",
-            progress: Progress | None = None, force: bool = False) -> str:
-    """Convert ``src_spec`` to ``dest``; returns the target format (``hf`` or ``openai``).
+            progress: Progress | None = None, force: bool = False) -> Converted:
+    """Convert ``src_spec`` to ``dest``; returns what was written (format, dtype, tokenizer or not).
 
     Args:
         src_spec: the source checkpoint (see the module docstring).
@@ -79,6 +99,10 @@ def convert(src_spec: str, dest: str, *, to: str = "auto", dtype: str | None = N
     with _open_source(src_spec, list(parts or [])) as src:
         infos = output_infos(src, dtype)
         support = _support(src, config_dir)
+        out_dtype = dtype or src.dtype
+        folder = target == "hf" and output_kind(dest) == "folder"
+        done = Converted(target, out_dtype, dtype is not None,
+                         folder and not any(n in support for n in TOKENIZER_FILES))
         progress.start(len(infos), "convert")
         if target == "openai":
             import json
@@ -96,7 +120,7 @@ def convert(src_spec: str, dest: str, *, to: str = "auto", dtype: str | None = N
             assert where.path is not None
             save_openai(tensors, json.loads(support["config.json"]), where.path,
                         metadata=provenance("model", command=command, dtype=dtype or src.dtype, source=src.label))
-            return target
+            return done
         meta = provenance("model", command=command, dtype=dtype or src.dtype, source=src.label,
                           fingerprint=src.fingerprint())
         with CheckpointWriter(dest, infos, metadata=meta, shard_size=shard_size, support=support, force=force,
@@ -104,5 +128,5 @@ def convert(src_spec: str, dest: str, *, to: str = "auto", dtype: str | None = N
             for info in infos:
                 w.write(info.name, finite(src.get(info.name), info.name, src.label))
                 progress.advance(info.name)
-    return target
+    return done
 

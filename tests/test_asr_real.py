@@ -141,6 +141,7 @@ def test_base_transcribes_portuguese(real_base: Path, tmp_path: Path) -> None:
     assert basic(out[0]["hyp"]).split() == "um dois três quatro cinco seis sete oito nove dez".split()
     assert basic(out[2]["hyp"]).split() == "a rápida raposa marrom salta sobre o cachorro preguiçoso".split()
     assert basic(out[1]["hyp"]).split()[0] == "olá" and basic(out[1]["hyp"]).split()[1].startswith("mundo")
+    assert all(o["hyp_language"] == "pt" and "truncated" not in o and "repetition" not in o for o in out)
     doc = wer_of(out, "--normalizer", "basic")
     assert doc["micro"]["wer"] <= 1 / 21 and doc["micro"]["ref_words"] == 21
 
@@ -161,3 +162,8 @@ def test_base_detects_the_language(real_base: Path) -> None:
     norm = normalizer("whisper-en")
     assert norm(out[0]) == norm(JFK)
     assert norm(out[1]).split()[:4] == ["and", "mister", "john", "dashwood"]
+    # the default token budget, and the language detected, reach the records; nothing ran away
+    records = [r.record for r in tr.transcribe(w, utts, tr.Settings(batch_size=2))]
+    assert [r["hyp"] for r in records] == out
+    assert [r["hyp_language"] for r in records] == ["en", "en"]
+    assert not any("truncated" in r or "repetition" in r for r in records)

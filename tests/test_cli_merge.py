@@ -77,7 +77,13 @@ def test_dry_run_reads_headers_only(tiny_base: Path, tiny_fts: list[Path], tmp_p
     assert rep["peak_bytes_estimate"] > 0 and rep["seconds_estimate"] > 0
     assert not (tmp_path / "never.safetensors").exists()
     text = cli("merge", "--algo", "tsvm", "--base", str(tiny_base), *map(str, tiny_fts), "--dry-run").stdout.decode()
-    assert "svd      model.encoder.layers.0.fc1.weight" in text and "SVDs: 80" in text
+    lines = text.splitlines()
+    # the estimate comes first, in a few lines; the per-tensor lines only with -v
+    assert lines[0].startswith("algorithm tsvm on 3 tasks") and "SVDs: 80" in lines[2] and len(lines) <= 6
+    assert "time about" in lines[3] and "model.encoder.layers.0.fc1.weight" not in text
+    verbose = cli("merge", "--algo", "tsvm", "--base", str(tiny_base), *map(str, tiny_fts), "--dry-run", "-v")
+    assert verbose.stdout.decode().splitlines()[:4] == lines[:4]
+    assert "  svd      model.encoder.layers.0.fc1.weight" in verbose.stdout.decode()
 
 
 def test_list_names_every_algorithm_and_parameter() -> None:

@@ -47,7 +47,9 @@ def test_stdout_is_the_libraries_records_in_input_order(tiny_asr: Path, whole: l
     inputs = [json.loads(x) for x in MANIFEST.read_text().splitlines()]
     for line, rec in zip(whole, inputs, strict=True):
         out = json.loads(line)
-        assert out == {**rec, "hyp": out["hyp"], "model": str(tiny_asr)} and out["hyp"]
+        # the random model never ends a text: every hypothesis stops at --max-new-tokens 2
+        assert out == {**rec, "hyp": out["hyp"], "hyp_language": "en", "truncated": True, "model": str(tiny_asr)}
+        assert out["hyp"]
 
 
 def test_bad_audio_is_reported_and_the_run_goes_on(tiny_asr: Path, speech: Path, tmp_path: Path) -> None:
@@ -159,7 +161,7 @@ def test_cuda_on_a_machine_without_it(tiny_asr: Path) -> None:
 
 
 def test_on_a_terminal_progress_shows_speed_and_rtf(tiny_asr: Path) -> None:
-    """stderr on a terminal: the CPU warning, a progress bar with utt/s and RTF, and the closing summary.
+    """stderr on a terminal: a progress bar with utt/s and RTF, and the closing summary (no CPU warning).
 
     The manifest comes on stdin, so its relative audio paths are read from the working folder.
     """
@@ -177,9 +179,52 @@ def test_on_a_terminal_progress_shows_speed_and_rtf(tiny_asr: Path) -> None:
     p.wait(timeout=300)
     assert p.returncode == 0 and len(out.splitlines()) == 6
     assert "transcribe" in err and "utt/s, RTF" in err and "6/6" in err
-    if not torch.cuda.is_available():
-        assert "asrmerge transcribe: warning: no CUDA device: transcribing on CPU (--device cpu silences this)" in err
+    assert "CUDA" not in err  # a CPU run is no cause for a warning
     assert "transcribed 6 utterances (35.7 s of audio) in " in err
+
+
+def test_messages_of_a_cpu_run(tiny_asr: Path, tmp_path: Path) -> None:
+    """No warning for running on the CPU; --shard auto outside Slurm and torchrun says so, once; "1 utterance";
+    a missing file's error names the folder it was looked for in, with the manifest given by a relative path."""
+    (tmp_path / "data").mkdir()
+    shutil.copy(AUDIO / "jfk.wav", tmp_path / "data")
+    (tmp_path / "data" / "m.jsonl").write_text('{"id": "a", "audio": "jfk.wav"}\n{"id": "b", "audio": "gone.wav"}\n')
+    unset = {"SLURM_ARRAY_TASK_ID": "", "RANK": "", "WORLD_SIZE": ""}
+    r = cli("transcribe", str(tiny_asr), "data/m.jsonl", *FAST, "--shard", "auto", cwd=tmp_path, env=unset)
+    assert r.returncode == 1, r.stderr.decode()
+    err = r.stderr.decode().splitlines()
+    assert err[0] == ("asrmerge transcribe: warning: --shard auto: no Slurm array (SLURM_ARRAY_TASK_ID) or "
+                      "torch.distributed (RANK, WORLD_SIZE) variables are set; transcribing the whole manifest as "
+                      "shard 1/1")
+    assert err[1] == (f"asrmerge transcribe: error: {tmp_path / 'data' / 'gone.wav'}: no such audio file; "
+                      "check the manifest's \"audio\" path")
+    assert err[2] == ('asrmerge transcribe: warning: 1 of 1 hypothesis ran away (1 stopped at the token limit '
+                      'before the end, "truncated": true): jq -c \'select(.truncated or .repetition)\' lists them; '
+                      'the limit is --max-new-tokens 2')
+    assert err[3].startswith("transcribed 1 utterance (11.0 s of audio) in ")
+    assert err[4] == ('asrmerge transcribe: error: 1 of 2 utterances failed; their records have an "error" field '
+                      'and no "hyp"')
+    assert len(err) == 5
+    assert [json.loads(x)["id"] for x in r.stdout.decode().splitlines()] == ["a", "b"]
+
+
+def test_the_default_token_limit_and_its_warning(tiny_asr: Path, tmp_path: Path) -> None:
+    """Without --max-new-tokens, the random model (which never ends a text) stops at 12 x 11 s + 16 tokens for
+    JFK, not at the decoder's 444: the record is marked, and one warning says how to lift the limit."""
+    (tmp_path / "m.jsonl").write_text(json.dumps({"id": "jfk", "audio": str(AUDIO / "jfk.wav")}) + "\n")
+    r = cli("transcribe", str(tiny_asr), str(tmp_path / "m.jsonl"), "--language", "en")
+    assert r.returncode == 0, r.stderr.decode()
+    out = json.loads(r.stdout)
+    assert out["truncated"] is True and out["hyp_language"] == "en"
+    looped = '; 1 repeats itself, "repetition": true' if out.get("repetition") else ""
+    assert r.stderr.decode().splitlines()[0] == (
+        'asrmerge transcribe: warning: 1 of 1 hypothesis ran away (1 stopped at the token limit before the end, '
+        f'"truncated": true{looped}): jq -c \'select(.truncated or .repetition)\' lists them; the limit is 12 '
+        'tokens per second of audio + 16; --max-new-tokens N lifts it')
+    r = cli("transcribe", str(tiny_asr), str(tmp_path / "m.jsonl"), "--language", "en", "--max-new-tokens", "148",
+            "-q")
+    assert r.returncode == 0 and r.stderr == b"", r.stderr.decode()
+    assert json.loads(r.stdout) == out  # the default for 11 s is 148 tokens
 
 
 @pytest.mark.cuda

@@ -79,6 +79,39 @@ def test_openai_roundtrip_is_exact(tiny_base: Path, tmp_path: Path) -> None:
     assert set(a) == set(b) and all(torch.equal(a[n], b[n]) for n in a)
 
 
+def test_the_closing_note_says_the_dtype(ct2_tiny, tmp_path: Path) -> None:
+    """fp16 sources stay fp16 (transformers then runs fp16, also on a CPU): the note says so, and how to cast."""
+    folder, _ = ct2_tiny
+    r = cli("convert", str(folder), "-o", f"{tmp_path}/hf/")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.decode().splitlines()[-1] == (
+        f"wrote {tmp_path}/hf/: fp16 weights, as in {folder} (transformers runs them in fp16 unless given "
+        "dtype=torch.float32; --dtype fp32 writes fp32)")
+    r = cli("convert", str(folder), "--dtype", "fp32", "-o", str(tmp_path / "w.safetensors"))
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.decode().splitlines() == [f"wrote {tmp_path}/w.safetensors: fp32 weights"]
+    r = cli("convert", str(folder), "-o", f"{tmp_path}/q/", "-q")
+    assert b"wrote" not in r.stderr
+
+
+def test_a_folder_without_tokenizer_is_written_with_a_warning(tiny_asr: Path, tmp_path: Path) -> None:
+    """An openai .pt carries no tokenizer: the folder loads in transformers with an empty vocabulary."""
+    pt = tmp_path / "m.pt"
+    assert cli("convert", str(tiny_asr), "-o", str(pt)).returncode == 0
+    r = cli("convert", str(pt), "-o", f"{tmp_path}/back/")
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.decode().splitlines()[0] == (
+        f"asrmerge convert: warning: {tmp_path}/back/ has no tokenizer files ({pt} carries none), so transformers "
+        "cannot decode with it: convert again with --config DIR, a Hugging Face folder of the same Whisper size")
+    assert r.stderr.decode().splitlines()[1].startswith(f"wrote {tmp_path}/back/: ")
+    assert (tmp_path / "back" / "model.safetensors").is_file()
+    r = cli("convert", str(pt), "--config", str(tiny_asr), "-o", f"{tmp_path}/with/")
+    assert r.returncode == 0 and b"warning" not in r.stderr, r.stderr
+    assert (tmp_path / "with" / "tokenizer.json").is_file()
+    r = cli("convert", str(pt), "-o", str(tmp_path / "w.safetensors"))  # a file never has a tokenizer beside it
+    assert r.returncode == 0 and b"warning" not in r.stderr, r.stderr
+
+
 def test_malicious_pt_is_refused_and_not_executed(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
 

@@ -192,6 +192,6 @@ def test_short_labels_stay_distinct() -> None:
     from asrmerge.inspect.report import short_label, short_labels
 
     assert short_label("runs/news/tv.safetensors") == "tv" and short_label("ft-kids/") == "ft-kids"
-    assert short_label("-") == "-" and short_label("a-very-long-task-vector-name.st") == "a-very-long-t…"
+    assert short_label("-") == "-" and short_label("a-very-long-task-vector-name.st") == "a-ve…ctor-name"
     assert short_labels(["a/model.safetensors", "b/model.safetensors"]) == ["0:model", "1:model"]
     assert short_labels(["news.st", "kids.st"]) == ["news", "kids"]

@@ -65,7 +65,8 @@ def read_manifest(source: str) -> list[Utterance]:
     Raises:
         InputError: a line is not a JSON object, or has no usable ``audio`` or ``id`` (names the line).
     """
-    folder = Path.cwd() if source == "-" else Path(source).parent
+    # absolute, so that an error about a missing file names the folder it was looked for in
+    folder = Path.cwd() if source == "-" else Path(os.path.abspath(source)).parent
     out = []
     for line, rec in read_records(source):
         audio = rec.get("audio")

@@ -7,6 +7,11 @@ error shows up at once); then results are put back in input order. Audio up to 3
 30 s window; a batch holding longer audio uses transformers' sequential long-form generation (timestamp
 tokens, 30 s windows shifted by the last predicted timestamp), so long recordings are transcribed whole.
 
+Each batch generates at most :func:`asrmerge.asr.runaway.token_budget` new tokens, from its longest
+utterance's duration, unless ``max_new_tokens`` is set; hypotheses that hit that budget or repeat
+themselves are marked (``truncated``, ``repetition``), and every record says the language decoded
+(``hyp_language``: given, or detected by the model).
+
 An utterance whose audio cannot be read becomes a result with an error and no hypothesis; the others go
 on. Statistics (:class:`Stats`) give utterances per second and the real-time factor
 (processing seconds / audio seconds).
@@ -24,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from asrmerge.asr import audio as audio_io
+from asrmerge.asr import runaway
 from asrmerge.asr.manifest import Utterance
 from asrmerge.asr.model import Whisper, generation_options, quiet_transformers
 from asrmerge.errors import AsrmergeError, UsageError
@@ -44,7 +50,8 @@ class Settings:
         task: ``transcribe`` or ``translate`` (``None``: the model's default, transcribe).
         beam_size: 1 for greedy decoding, else beam search with this many beams.
         batch_size: utterances per ``generate`` call.
-        max_new_tokens: tokens generated at most per utterance (per 30 s window in long-form).
+        max_new_tokens: tokens generated at most per utterance (per window in long-form); ``None``: from the
+            audio's duration (:func:`asrmerge.asr.runaway.token_budget`).
         window: batches per sorting window.
         workers: audio-decoding threads.
     """
@@ -61,10 +68,13 @@ class Settings:
 
 @dataclass
 class Stats:
-    """Running totals: utterances done and failed, seconds of audio, seconds since the start."""
+    """Running totals: utterances done and failed, seconds of audio, seconds since the start, runaway marks."""
 
     done: int = 0
     failed: int = 0
+    truncated: int = 0  # hypotheses that hit the token budget
+    repetition: int = 0  # hypotheses that repeat themselves
+    ran_away: int = 0  # hypotheses with either mark
     audio_s: float = 0.0
     started: float = field(default_factory=time.perf_counter)
     finished: float | None = None
@@ -82,6 +92,35 @@ class Stats:
     def rtf(self) -> float:
         """Real-time factor: processing seconds per second of audio (below 1 is faster than real time)."""
         return self.elapsed / self.audio_s if self.audio_s > 0 else 0.0
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """What Whisper made of one utterance.
+
+    Attributes:
+        text: the transcript, stripped.
+        language: the language decoded (a code: given, or detected), ``None`` if the model has no table.
+        truncated: generation stopped at the token budget before the end of the text.
+        repetition: the text repeats a piece many times (:func:`asrmerge.asr.runaway.repeats`).
+    """
+
+    text: str
+    language: str | None
+    truncated: bool = False
+    repetition: bool = False
+
+    def fields(self) -> dict[str, Any]:
+        """The output record's fields: ``hyp``, ``hyp_language``, and the runaway marks when set."""
+        out: dict[str, Any] = {"hyp": self.text, "hyp_language": self.language}
+        if self.truncated:
+            out["truncated"] = True
+        if self.repetition:
+            out["repetition"] = True
+        return out
+
+
+HYPOTHESIS_FIELDS = ("hyp", "hyp_language", "truncated", "repetition", "error")
 
 
 @dataclass
@@ -147,8 +186,14 @@ def batches(lengths: list[int], batch_size: int, short: int = SHORT) -> list[lis
     return out
 
 
-def generate(w: Whisper, audios: list[np.ndarray], opts: dict[str, Any], *, fast_suppress: bool = True) -> list[str]:
+def generate(w: Whisper, audios: list[np.ndarray], opts: dict[str, Any], *,
+             fast_suppress: bool = True) -> list[Hypothesis]:
     """Transcribe one batch of 16 kHz audio.
+
+    Without ``max_new_tokens`` in ``opts``, the batch's budget is :func:`asrmerge.asr.runaway.token_budget` of
+    its longest utterance (of one window in long-form). Without ``language``, a multilingual model's
+    language is detected here, per utterance, as transformers would (one decoder step on the first window),
+    and passed on, so that each hypothesis knows its language.
 
     Args:
         w: the model.
@@ -157,13 +202,14 @@ def generate(w: Whisper, audios: list[np.ndarray], opts: dict[str, Any], *, fast
         fast_suppress: suppress tokens by index in short-form batches (:mod:`asrmerge.asr.suppress`; the same
             tokens come out), rather than with transformers' processors.
     Returns:
-        One hypothesis per input, stripped.
+        One hypothesis per input.
     Raises:
         AsrmergeError: the GPU ran out of memory.
     """
     import torch
 
-    long = max(a.shape[0] for a in audios) > w.window_samples
+    longest = max(a.shape[0] for a in audios)
+    long = longest > w.window_samples
     kw: dict[str, Any] = {"sampling_rate": audio_io.SAMPLE_RATE, "return_tensors": "pt", "return_attention_mask": True}
     if long:
         kw.update(truncation=False, padding="longest")
@@ -178,14 +224,52 @@ def generate(w: Whisper, audios: list[np.ndarray], opts: dict[str, Any], *, fast
         extra["logits_processor"] = LogitsProcessorList([w.suppress])
     elif w.gen_long is not None:
         w.model.generation_config = w.gen_long
+    opts = dict(opts)
+    if opts.get("max_new_tokens") is None:
+        seconds = w.chunk_length if long else longest / audio_io.SAMPLE_RATE
+        opts["max_new_tokens"] = runaway.token_budget(seconds, w.max_target_positions - PROMPT_TOKENS)
     try:
         with torch.inference_mode():
+            languages = _languages(w, features, opts)
+            if languages is not None and w.multilingual and "language" not in opts:
+                opts["language"] = languages
             out = w.model.generate(features, attention_mask=mask, return_timestamps=long, **opts, **extra)
     except torch.cuda.OutOfMemoryError:
         raise AsrmergeError(f"out of memory on {w.device} with a batch of {len(audios)}",
                             hint="lower --batch-size (or --beam-size)") from None
     sequences = out if isinstance(out, torch.Tensor) else out["sequences"]
-    return [t.strip() for t in w.processor.batch_decode(sequences, skip_special_tokens=True)]
+    texts = [t.strip() for t in w.processor.batch_decode(sequences, skip_special_tokens=True)]
+    budget = int(opts["max_new_tokens"])
+    hyps = []
+    for i, text in enumerate(texts):
+        truncated = not long and _generated(sequences[i].tolist(), w) >= budget
+        hyps.append(Hypothesis(text, languages[i] if languages else None, truncated, runaway.repeats(text)))
+    return hyps
+
+
+def _languages(w: Whisper, features: Any, opts: dict[str, Any]) -> list[str] | None:
+    """Each utterance's language code: ``en`` for English-only models, the given one, or detected."""
+    n = features.shape[0]
+    if not w.multilingual:
+        return ["en"] * n
+    given = opts.get("language")
+    if given is not None:
+        return list(given) if isinstance(given, list | tuple) else [str(given)] * n
+    if not w.languages:
+        return None
+    ids = w.model.detect_language(input_features=features,
+                                  num_segment_frames=w.processor.feature_extractor.nb_max_frames).tolist()
+    codes = {token_id: token[2:-2] for token, token_id in w.languages.items()}
+    return [codes[i] for i in ids]
+
+
+def _generated(tokens: list[int], w: Whisper) -> int:
+    """New tokens generated before the end of text (prompt tokens, if returned, left out)."""
+    eot = w.model.generation_config.eos_token_id
+    start = w.model.generation_config.decoder_start_token_id
+    if tokens and tokens[0] == start:  # the prompt came back: it ends at <|notimestamps|>
+        tokens = tokens[PROMPT_TOKENS if w.multilingual else 2:]
+    return tokens.index(eot) if eot in tokens else len(tokens)
 
 
 def transcribe(w: Whisper, utterances: list[Utterance], settings: Settings, *, progress: Progress | None = None,
@@ -228,7 +312,7 @@ def transcribe(w: Whisper, utterances: list[Utterance], settings: Settings, *, p
             groups: dict[str | None, list[int]] = {}
             for i in ok:
                 groups.setdefault(options(window[i])[0], []).append(i)
-            hyps: dict[int, str] = {}
+            hyps: dict[int, Hypothesis] = {}
             with quiet_transformers(verbose):
                 for lang, order in groups.items():
                     for batch in batches([ok[i].shape[0] for i in order], settings.batch_size, w.window_samples):
@@ -240,13 +324,17 @@ def transcribe(w: Whisper, utterances: list[Utterance], settings: Settings, *, p
                         progress.advance(f"{stats.rate:.2f} utt/s, RTF {stats.rtf:.3f}", amount=len(idx))
             for i, u in enumerate(window):
                 error = decoded[i][1]
-                record = {k2: v for k2, v in u.record.items() if k2 not in ("hyp", "error")}
+                record = {k2: v for k2, v in u.record.items() if k2 not in HYPOTHESIS_FIELDS}
                 if error is not None:
                     stats.failed += 1
                     progress.advance(f"{stats.rate:.2f} utt/s, RTF {stats.rtf:.3f}")
                     yield Result(u, {**record, "error": error.message, "model": w.label}, error)
                 else:
-                    yield Result(u, {**record, "hyp": hyps[i], "model": w.label})
+                    h = hyps[i]
+                    stats.truncated += h.truncated
+                    stats.repetition += h.repetition
+                    stats.ran_away += h.truncated or h.repetition
+                    yield Result(u, {**record, **h.fields(), "model": w.label})
         stats.finished = time.perf_counter()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

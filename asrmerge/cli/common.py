@@ -118,14 +118,25 @@ def run(cmd: str, debug: bool, fn: Callable[[], T]) -> T:
 
 
 class RichProgress:
-    """A :class:`asrmerge.progress.Progress` drawn on stderr with rich (only on a terminal)."""
+    """A :class:`asrmerge.progress.Progress` drawn on stderr with rich (only on a terminal).
 
-    def __init__(self) -> None:
+    One line: what runs, a bar, done/total, time left, and the current item (a tensor's name, a rate). The
+    bar narrows, then the item is abbreviated (:func:`abbreviate`), so that the line fits the terminal and
+    the count and the time are never cut.
+    """
+
+    def __init__(self, out: Console | None = None) -> None:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.table import Column
 
-        self._p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                           TimeRemainingColumn(), TextColumn("{task.fields[item]}"), console=console(), transient=True)
+        self._bar = BarColumn()
+        self._p = Progress(TextColumn("{task.description}", table_column=Column(no_wrap=True)), self._bar,
+                           MofNCompleteColumn(table_column=Column(no_wrap=True)),
+                           TimeRemainingColumn(table_column=Column(no_wrap=True)),
+                           TextColumn("{task.fields[item]}", table_column=Column(no_wrap=True)),
+                           console=out or console(), transient=True)
         self._task: Any = None
+        self._fixed = 0
 
     def start(self, total: int, description: str) -> None:
         if self._task is None:
@@ -133,10 +144,14 @@ class RichProgress:
         else:
             self._p.remove_task(self._task)
         self._task = self._p.add_task(description, total=total, item="")
+        # description, count (done/total), time left (h:mm:ss) and the four spaces between the five columns
+        self._fixed = len(description) + 2 * len(str(total)) + 1 + 7 + 4
 
     def advance(self, item: str = "", amount: int = 1) -> None:
         if self._task is not None:
-            self._p.update(self._task, advance=amount, item=item[-60:])
+            room = self._p.console.width - self._fixed
+            self._bar.bar_width = max(5, min(40, room - 40))
+            self._p.update(self._task, advance=amount, item=abbreviate([item], max(1, room - self._bar.bar_width - 1))[0])
 
     def stop(self) -> None:
         if self._task is not None:
@@ -180,6 +195,111 @@ def code(dtype: Enum | None) -> str | None:
     from asrmerge.io.tensors import CLI_DTYPES
 
     return CLI_DTYPES[dtype.value] if dtype is not None else None
+
+
+def abbreviate(names: list[str], width: int) -> list[str]:
+    """``names`` in at most ``width`` terminal cells each, their distinguishing ends kept.
+
+    Dotted names lose the middle of their leading parts first, as loggers abbreviate class names, all names
+    to the same depth so that they line up (``model.decoder.layers.5.fc1.weight`` -> ``m.d.l.5.fc1.weight``):
+    the layer number and the module's own name stay. A name still too long, and any other text, loses its
+    middle to an ellipsis, keeping a third of the room for its start and the rest for its end.
+    """
+    from rich.cells import cell_len
+
+    def shorten(name: str, depth: int) -> str:
+        parts = name.split(".")
+        done = 0
+        for i in range(len(parts) - 2):  # never the last two parts (fc1.weight)
+            if done < depth and parts[i] and not parts[i].isdigit():
+                parts[i], done = parts[i][0], done + 1
+        return ".".join(parts)
+
+    def elide(text: str) -> str:
+        if cell_len(text) <= width:
+            return text
+        if width < 2:
+            return text[len(text) - width:] if width > 0 else ""
+        head = (width - 1) // 3
+        return text[:head] + "…" + text[len(text) - (width - 1 - head):]
+
+    deepest = max((len(n.split(".")) for n in names), default=0)
+    for depth in range(deepest + 1):
+        short = [shorten(n, depth) for n in names]
+        if all(cell_len(n) <= width for n in short):
+            return short
+    return [elide(shorten(n, deepest)) for n in names]
+
+
+def fit_table(title: str | None, columns: list[tuple[str, str]], rows: list[list[str]], *, name_column: int | None = 0,
+              ends: list[bool] | None = None, width: int | None = None, **table_kw: Any) -> Any:
+    """A rich table of ``rows`` that fits the terminal without cutting a number or a header word.
+
+    Every column gets its natural width while they fit. Otherwise the columns with several words in a cell or
+    header (``rel. norm``, a confidence interval) wrap between words first, then the name column
+    (``name_column``) gives up room, its cells abbreviated (:func:`abbreviate`); a word is never cut.
+
+    Args:
+        title: the table's title.
+        columns: (header, justify) per column.
+        rows: the cells, as text.
+        name_column: the column whose cells may be abbreviated (``None``: none).
+        ends: per row, whether a section ends after it.
+        width: the terminal's width (default: stdout's console).
+        table_kw: further ``rich.table.Table`` options (box, padding, ...).
+    Returns:
+        The table, under its title (a line of its own, which a narrow table does not wrap).
+    """
+    from rich.cells import cell_len
+    from rich.console import Console, Group
+    from rich.measure import Measurement
+    from rich.table import Table
+    from rich.text import Text
+
+    width = width or Console().width
+    texts = [[h for h, _ in columns][j:j + 1] + [r[j] for r in rows] for j in range(len(columns))]
+    natural = [max(cell_len(t) for t in col) for col in texts]
+    least = [max(cell_len(w) for t in col for w in (t.split() or [""])) for col in texts]
+    probe = Table(**table_kw)
+    for _ in columns:
+        probe.add_column(width=1)
+    probe.add_row(*["x"] * len(columns))
+    room = width - (Measurement.get(Console(width=10_000), Console(width=10_000).options, probe).maximum - len(columns))
+    widths = list(natural)
+    excess = sum(widths) - room
+    while excess > 0:  # first wrap the widest wrappable column (a header, a range) between words
+        j = max(range(len(widths)), key=lambda k: widths[k] - least[k] if k != name_column else -1)
+        spare = widths[j] - least[j] if j != name_column else 0
+        if spare <= 0:
+            break
+        cut = min(excess, spare)
+        widths[j] -= cut
+        excess -= cut
+    if excess > 0 and name_column is not None:  # then abbreviate the names, down to 8 cells
+        cut = min(excess, widths[name_column] - min(natural[name_column], 8))
+        widths[name_column] -= cut
+    names = abbreviate([r[name_column] for r in rows], widths[name_column]) if name_column is not None else []
+    table = Table(**table_kw)
+    for j, (header, justify) in enumerate(columns):
+        table.add_column(header, justify=justify, width=widths[j], no_wrap=j == name_column)  # type: ignore[arg-type]
+    for i, row in enumerate(rows):
+        cells = [names[i] if j == name_column else c for j, c in enumerate(row)]
+        table.add_row(*cells, end_section=bool(ends and ends[i]))
+    return Group(Text(title, style="table.title"), table) if title else table
+
+
+def plural(n: int, noun: str) -> str:
+    """``1 utterance``, ``2 utterances``; ``1 hypothesis``, ``2 hypotheses``."""
+    if n == 1:
+        return f"{n} {noun}"
+    return f"{n} {noun[:-2] + 'es' if noun.endswith('is') else noun + 's'}"
+
+
+def dtype_name(code: str) -> str:
+    """The option spelling (``fp16``) of a safetensors dtype code (``F16``)."""
+    from asrmerge.io.tensors import CLI_DTYPES
+
+    return {v: k for k, v in CLI_DTYPES.items()}.get(code, code)
 
 
 def compute(dtype: ComputeDtype) -> Any:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from asrmerge.cli import common
+
+if TYPE_CHECKING:
+    from asrmerge.convert import Converted
 
 HELP = """Convert Whisper checkpoints: CTranslate2 (faster-whisper) and openai-whisper .pt to a Hugging Face
 folder that transformers loads directly, and Hugging Face to openai-whisper .pt.
@@ -40,24 +43,33 @@ def convert(
                     help="A further model.bin.partN kept outside SRC (repeat, in order).")] = None,
     config: Annotated[Path | None, typer.Option("--config", metavar="DIR",
                       help="Hugging Face folder whose config and tokenizer files to use (openai .pt has none).")] = None,
-    dtype: common.DtypeOpt = None,
+    dtype: Annotated[common.Dtype | None, typer.Option(
+        "--dtype", help="Output dtype of float tensors (default: the source's; the packaged weights are fp16).")] = None,
     shard_size: common.ShardSize = None,
     force: common.Force = False,
     quiet: common.Quiet = False,
     debug: common.Debug = False,
 ) -> None:
-    def job() -> None:
-        from asrmerge.convert import convert as run_convert
+    from asrmerge.convert import convert as run_convert
+
+    def job() -> Converted:
         from asrmerge.io.writer import check_destination
 
         shards = common.size(shard_size)
         check_destination(output, force=force, inputs=[src, *map(str, part or []), *([str(config)] if config else [])])
         common.sweep(output, quiet)
         with common.progress(quiet) as p:
-            run_convert(src, output, to=to.value, dtype=common.code(dtype), shard_size=shards,
-                        config_dir=config, parts=list(part or []), command=common.command_line(), progress=p,
-                        force=force)
+            return run_convert(src, output, to=to.value, dtype=common.code(dtype), shard_size=shards,
+                               config_dir=config, parts=list(part or []), command=common.command_line(), progress=p,
+                               force=force)
 
-    common.run("convert", debug, job)
+    done = common.run("convert", debug, job)
+    if done.no_tokenizer and not quiet:
+        common.warn("convert", f"{output} has no tokenizer files ({src} carries none), so transformers cannot decode "
+                    "with it: convert again with --config DIR, a Hugging Face folder of the same Whisper size")
     if output != "-":
-        common.note(f"wrote {output}", quiet)
+        name = common.dtype_name(done.dtype)
+        how = "" if done.cast else f", as in {src}"
+        if name != "fp32" and not done.cast:
+            how += f" (transformers runs them in {name} unless given dtype=torch.float32; --dtype fp32 writes fp32)"
+        common.note(f"wrote {output}: {name} weights{how}", quiet)

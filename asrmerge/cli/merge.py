@@ -86,6 +86,7 @@ def merge(
                              help="The same checkpoint given twice (or the base among the inputs) is an error "
                                   "(exit 3), not a warning.")] = False,
     force: common.Force = False,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="With --dry-run: also a line per tensor.")] = False,
     quiet: common.Quiet = False,
     debug: common.Debug = False,
 ) -> None:
@@ -119,7 +120,7 @@ def merge(
                 for o in plan.outputs:
                     common.sweep(o.path, quiet)
             if dry_run:
-                _print_dry_run(plan_dry_run(plan), json_out)
+                _print_dry_run(plan_dry_run(plan), json_out, verbose)
                 return
             with common.progress(quiet) as p:
                 engine.run(plan, progress=p, warn=lambda m: common.warn("merge", m) if not quiet else None)
@@ -177,22 +178,28 @@ def _list(as_json: bool) -> None:
     sys.stdout.write("\n".join(lines))
 
 
-def _print_dry_run(report: dict[str, Any], as_json: bool) -> None:
+def _print_dry_run(report: dict[str, Any], as_json: bool, verbose: bool) -> None:
+    """The estimate first, then the outputs; each tensor's class, shape and SVDs only with ``-v``."""
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
         return
     gib = 2.0**30
     out = [f"algorithm {report['algo']} on {report['tasks']} tasks, device {report['device']}, "
            f"compute {report['compute_dtype']}"]
-    for t in report["tensors"]:
-        svd = f"  {t['svds']} SVDs" if t["svds"] else ""
-        out.append(f"  {t['class']:<8} {t['tensor']:<60} {'x'.join(map(str, t['shape'])):<14} {t['dtype']}{svd}")
-    out.append("classes: " + ", ".join(f"{k} {v}" for k, v in sorted(report["classes"].items())))
+    out.append(f"{len(report['tensors'])} tensors, classes: "
+               + ", ".join(f"{k} {v}" for k, v in sorted(report["classes"].items())))
     out.append(f"SVDs: {report['svds']}  (estimated {report['svd_seconds_estimate']:.1f} s)")
     out.append(f"read {report['read_bytes'] / gib:.2f} GiB, write {report['write_bytes'] / gib:.2f} GiB, "
                f"peak memory about {report['peak_bytes_estimate'] / gib:.2f} GiB, "
                f"time about {report['seconds_estimate']:.1f} s")
     for o in report["outputs"]:
         out.append(f"output {o['path']}  " + " ".join(f"{k}={v}" for k, v in o["params"].items()))
+    if verbose:
+        out.append("tensors (class, name, shape, dtype, SVDs):")
+        for t in report["tensors"]:
+            svd = f"  {t['svds']} SVDs" if t["svds"] else ""
+            out.append(f"  {t['class']:<8} {t['tensor']:<60} {'x'.join(map(str, t['shape'])):<14} {t['dtype']}{svd}")
+    else:
+        out.append("(-v lists each tensor's class, shape and SVDs; --json gives all of it as one document)")
     sys.stdout.write("\n".join(out) + "\n")
 

@@ -141,6 +141,8 @@ def _inspect(inputs: list[str], base: str | None, merged: str | None, include: l
                              hint="check the globs against the names `asrmerge taskvec --stats` lists; --all adds "
                                   "every 2-D tensor")
         merged_label = src.merged.label if src.merged else None
+        # --plot on a terminal: the picture is the point, so the summary tables rather than a screenful of records
+        summary = summary or (plot is not None and sys.stdout.isatty())
         table = Summary(src.labels, merged_label) if summary else None
         picture = PlotData(src.labels, merged_label, threshold) if plot else None
         with common.progress(quiet) as progress:
@@ -169,14 +171,16 @@ def _print_summary(s: dict[str, Any]) -> None:
     """Three narrow tables (inputs, between tasks, merged versus inputs) and the T x T heat maps."""
     from rich import box
     from rich.console import Console
-    from rich.table import Table
 
-    from asrmerge.inspect.report import short_labels
+    from asrmerge.inspect.report import left_out_note, short_labels
 
     out = Console()
     merged = f", merged {s['merged']}" if s["merged"] is not None else ""
     out.print(f"svd-inspect: {len(s['subjects'])} inputs, {s['tensors']} tensors{merged}", markup=False,
               highlight=False)
+    note = left_out_note(s)
+    if note:
+        out.print(note, markup=False, highlight=False)
     sections = [
         ("inputs", "input", [("erank", ".3g"), ("srank", ".3g"), ("rank90", ".3g"), ("rank99", ".3g"),
                              ("e_keep", ".1%"), ("boost", ".3g")]),
@@ -184,34 +188,36 @@ def _print_summary(s: dict[str, Any]) -> None:
         ("merged vs inputs", "collapse", [("erank M", ".3g"), ("srank M", ".3g"), ("κ_s", ".3f"),
                                           ("κ_e", ".3f"), ("retention", ".1%"), ("collapse", "")]),
     ]
+    style: dict[str, Any] = {"box": box.SIMPLE_HEAD, "show_edge": False, "pad_edge": False, "padding": (0, 1, 0, 0)}
     for title, part, cols in sections:
         if not any(g[part] for g in s["groups"]):
             continue
-        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
-        table.add_column("layer type", no_wrap=True)
-        for c in ("", "n", *(c for c, _ in cols)):
-            table.add_column(c, justify="left" if c == "" else "right")
+        columns = [("layer type", "left"), ("", "left"), ("n", "right"), *((c, "right") for c, _ in cols)]
+        rows, ends = [], []
         for g in s["groups"]:
             for stat in ("mean", "median"):
                 row = [g["group"] if stat == "mean" else "", stat, str(g["tensors"]) if stat == "mean" else ""]
                 for c, spec in cols:
                     row.append(_cell(g, part, c, stat, spec))
-                table.add_row(*row, end_section=stat == "median")
+                rows.append(row)
+                ends.append(stat == "median")
         out.print()
-        out.print(table)
+        out.print(common.fit_table(title, columns, rows, ends=ends, width=out.width, **style))
     for key, what in (("interference", "task interference (mean pair sti_rel)"), ("cosine", "cosine (mean pair cos)")):
         matrix = s[key]
         if matrix is None:
             continue
-        heat = Table(title=what, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1, 0, 0))
         names = short_labels(s["subjects"])
-        heat.add_column("")
-        for name in names:
-            heat.add_column(name, justify="right")
-        for name, row in zip(names, matrix, strict=True):
-            heat.add_row(name, *[_fmt(v, ".3f") for v in row])
+        legend: str | None = None
+        if max(map(len, names)) + sum(max(len(n), 5) + 2 for n in names) > out.width:  # number them, with a key
+            legend = ", ".join(f"{i} {n}" for i, n in enumerate(names, 1))
+            names = [str(i) for i in range(1, len(names) + 1)]
+        columns = [("", "left"), *((name, "right") for name in names)]
+        rows = [[name, *[_fmt(v, ".3f") for v in row]] for name, row in zip(names, matrix, strict=True)]
         out.print()
-        out.print(heat)
+        out.print(common.fit_table(what, columns, rows, width=out.width, **style))
+        if legend:
+            out.print(legend, markup=False, highlight=False)
 
 
 def _cell(g: dict[str, Any], part: str, col: str, stat: str, spec: str) -> str:

@@ -136,15 +136,17 @@ def _stats(tv_spec: str, base_spec: str | None, jsonl: bool, tau: bool) -> None:
 
 
 def _table(label: str, rows: list[dict[str, Any]]) -> None:
+    from rich import box
     from rich.console import Console
-    from rich.table import Table
 
-    table = Table(title=f"task vector {label}", title_justify="left")
-    for col in ("tensor", "shape", "norm", "rel. norm", "max |x|", "zeros"):
-        table.add_column(col, justify="left" if col in ("tensor", "shape") else "right")
+    cells = []
     for r in rows:
         rel = r["rel_norm"]
-        table.add_row(str(r["tensor"]), "x".join(map(str, r.get("shape", []) or [])) or "", f"{r['norm']:.4g}",
-                      f"{rel:.3%}" if isinstance(rel, float) else "-", f"{r['max_abs']:.3g}", f"{r['zero_frac']:.1%}",
-                      end_section=r["tensor"] == rows[-2]["tensor"] if len(rows) > 1 else False)
-    Console().print(table)
+        cells.append([str(r["tensor"]), "x".join(map(str, r.get("shape", []) or [])) or "", f"{r['norm']:.4g}",
+                      f"{rel:.3%}" if isinstance(rel, float) else "-", f"{r['max_abs']:.3g}", f"{r['zero_frac']:.1%}"])
+    ends = [i == len(rows) - 2 for i in range(len(rows))]
+    columns = [("tensor", "left"), ("shape", "left"), ("norm", "right"), ("rel. norm", "right"), ("max |x|", "right"),
+               ("zeros", "right")]
+    out = Console()
+    out.print(common.fit_table(f"task vector {label}", columns, cells, ends=ends, width=out.width, box=box.SIMPLE_HEAD,
+                               show_edge=False, pad_edge=False, padding=(0, 1, 0, 0)))

@@ -15,7 +15,8 @@ HELP = """Transcribe the utterances of a JSONL manifest with a Whisper model.
 
 Each manifest line is a JSON object with "audio" (a path relative to the manifest's folder), optionally
 "id", "text" (the reference) and any other fields; each output line is the same record with "hyp" (the
-hypothesis) and "model" added, in input order. Audio is wav/flac/ogg/mp3 (others through ffmpeg), at any
+hypothesis), "hyp_language" (the language decoded) and "model" added, in input order, and "truncated" or
+"repetition" (true) for a hypothesis that ran away: stopped at the token limit, or repeats itself. Audio is wav/flac/ogg/mp3 (others through ffmpeg), at any
 sample rate; recordings over 30 s are transcribed whole.
 
 MODEL is a Hugging Face folder, a .safetensors file with --config DIR, a CTranslate2 folder,
@@ -55,7 +56,8 @@ def transcribe(
     dtype: Annotated[common.Dtype | None, typer.Option("--dtype",
                      help="Compute dtype (default: fp16 on CUDA, fp32 on CPU).")] = None,
     max_new_tokens: Annotated[int | None, typer.Option("--max-new-tokens", metavar="N",
-                              help="Tokens generated at most per utterance (per window).")] = None,
+                              help="Tokens generated at most per utterance (per window); default: 12 per "
+                                   "second of audio + 16.")] = None,
     chunk_length: Annotated[int, typer.Option("--chunk-length", metavar="SECONDS",
                             help="Encoder window, 1-30 s: shorter runs short utterances faster; "
                                  "Whisper's own is 30.")] = 30,
@@ -71,6 +73,7 @@ def transcribe(
     def job() -> tuple[int, int]:
         from asrmerge.asr import manifest as mf
         from asrmerge.asr import model as md
+        from asrmerge.asr import runaway
         from asrmerge.asr import transcribe as tr
         from asrmerge.errors import InputError, UsageError
         from asrmerge.io import writer as wr
@@ -98,8 +101,11 @@ def transcribe(
         if resume:
             mf.check_unique(items, manifest)
         selected = part.select(items)
-        if part.count > 1 or shard is not None:
-            common.note(f"shard {part} ({part.source}): {len(selected)} of {len(items)} utterances", quiet)
+        if shard == "auto" and part.source == "none" and not quiet:
+            common.warn("transcribe", "--shard auto: no Slurm array (SLURM_ARRAY_TASK_ID) or torch.distributed "
+                        "(RANK, WORLD_SIZE) variables are set; transcribing the whole manifest as shard 1/1")
+        elif part.count > 1 or shard is not None:
+            common.note(f"shard {part} ({part.source}): {len(selected)} of {common.plural(len(items), 'utterance')}", quiet)
         done = mf.resume_done(dest.path) if resume and dest.path is not None else set()
         todo = [u for u in selected if u.key not in done]
         if resume:
@@ -114,15 +120,13 @@ def transcribe(
                 pass  # an empty shard still leaves its (empty) output file
             common.note("nothing to transcribe", quiet)
             return 0, 0
-        dev, on_cpu = md.resolve_device(device)
+        dev, _ = md.resolve_device(device)
         settings = tr.Settings(language=language, language_field=language_field,
                                task=task.value if task else None, beam_size=beam_size,
                                batch_size=batch_size, max_new_tokens=max_new_tokens)
         w = md.load(model, config_dir=config, device=dev, dtype=md.resolve_dtype(dtype.value if dtype else None, dev),
                     chunk_length=chunk_length, verbose=common.debug_on(debug))
         tr.check_settings(w, settings)
-        if on_cpu and not quiet:
-            common.warn("transcribe", "no CUDA device: transcribing on CPU (--device cpu silences this)")
         stats = tr.Stats()
         with wr.open_text(dest, append=resume) as out, common.progress(quiet) as p:
             for res in tr.transcribe(w, todo, settings, progress=p, stats=stats, verbose=common.debug_on(debug)):
@@ -132,13 +136,24 @@ def transcribe(
                     common.console().print(f"asrmerge transcribe: error: {res.error}", markup=False, style="red",
                                            soft_wrap=True)
                 write_record(res.record, out)
-        common.note(f"transcribed {stats.done} utterances ({stats.audio_s:.1f} s of audio) in {stats.elapsed:.1f} s: "
+        if stats.ran_away and not quiet:
+            marks = [f"{stats.truncated} stopped at the token limit before the end, \"truncated\": true"] * bool(
+                stats.truncated)
+            marks += [f"{stats.repetition} {'repeats itself' if stats.repetition == 1 else 'repeat themselves'}, "
+                      "\"repetition\": true"] * bool(stats.repetition)
+            limit = (f"--max-new-tokens {max_new_tokens}" if max_new_tokens else
+                     f"{runaway.TOKENS_PER_SECOND} tokens per second of audio + {runaway.TOKEN_MARGIN}; "
+                     "--max-new-tokens N lifts it")
+            common.warn("transcribe", f"{stats.ran_away} of {common.plural(stats.done, 'hypothesis')} ran away "
+                        f"({'; '.join(marks)}): jq -c 'select(.truncated or .repetition)' lists them; the limit "
+                        f"is {limit}")
+        common.note(f"transcribed {common.plural(stats.done, 'utterance')} ({stats.audio_s:.1f} s of audio) in {stats.elapsed:.1f} s: "
                     f"{stats.rate:.2f} utt/s, RTF {stats.rtf:.3f} on {dev} ({w.dtype})".replace("torch.", ""), quiet)
         return stats.failed, len(todo)
 
     failed, total = common.run("transcribe", debug, job)
     if failed:
-        common.console().print(f"asrmerge transcribe: error: {failed} of {total} utterances failed; their records "
+        common.console().print(f"asrmerge transcribe: error: {failed} of {common.plural(total, 'utterance')} failed; their records "
                                "have an \"error\" field and no \"hyp\"", markup=False, style="red", soft_wrap=True)
         raise typer.Exit(1)
 

@@ -121,19 +121,24 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f}%"
 
 
+TABLE_STYLE: dict[str, Any] = {"show_edge": False, "pad_edge": False, "padding": (0, 1, 0, 0)}
+
+
 def _table(doc: dict[str, Any]) -> None:
+    from rich import box
     from rich.console import Console
-    from rich.table import Table
 
     metric, cer = doc["metric"], doc["metric"] == "cer"
     ref = "ref_chars" if cer else "ref_words"
-    table = Table(title=f"{metric.upper()}, normalizer {doc['normalizer']}", title_justify="left")
-    for col in (doc.get("by", ""), "utterances", "ref chars" if cer else "ref words", "sub", "del", "ins", metric.upper()):
-        table.add_column(col, justify="left" if col == doc.get("by", "") else "right")
+    columns = [(col, "left" if i == 0 else "right") for i, col in enumerate(
+        (doc.get("by", ""), "utterances", "ref chars" if cer else "ref words", "sub", "del", "ins", metric.upper()))]
+    rows: list[list[str]] = []
+    ends: list[bool] = []
 
     def row(name: str, c: dict[str, Any], end: bool = False) -> None:
-        table.add_row(name, str(c["utterances"]), str(c[ref]), str(c["substitutions"]), str(c["deletions"]),
-                      str(c["insertions"]), _pct(c[metric]), end_section=end)
+        rows.append([name, str(c["utterances"]), str(c[ref]), str(c["substitutions"]), str(c["deletions"]),
+                     str(c["insertions"]), _pct(c[metric])])
+        ends.append(end)
 
     groups = doc.get("groups", {})
     for i, (g, c) in enumerate(groups.items()):
@@ -141,35 +146,37 @@ def _table(doc: dict[str, Any]) -> None:
     row("micro (pooled)" if groups else "all", doc["micro"])
     if groups:
         macro = doc["macro"]
-        table.add_row(f"macro (mean of {macro['groups']} groups)", "", "", "", "", "", _pct(macro[metric]))
+        rows.append([f"macro (mean of {macro['groups']} groups)", "", "", "", "", "", _pct(macro[metric])])
+        ends.append(False)
     out = Console()
-    out.print(table)
+    out.print(common.fit_table(f"{metric.upper()}, normalizer {doc['normalizer']}", columns, rows, ends=ends,
+                               width=out.width, box=box.SIMPLE_HEAD, **TABLE_STYLE))
     if any(doc["excluded"].values()):
         out.print(f"excluded: {', '.join(f'{k} {v}' for k, v in doc['excluded'].items() if v)}", markup=False)
 
 
 def _compare_table(doc: dict[str, Any]) -> None:
+    from rich import box
     from rich.console import Console
-    from rich.table import Table
 
     metric = doc["metric"]
     out = Console()
     scopes = [("all", doc), *doc.get("groups", {}).items()]
-    table = Table(title=f"A = {doc['a']['file']}, B = {doc['b']['file']} ({metric.upper()}, normalizer "
-                  f"{doc['normalizer']})", title_justify="left")
-    for col in (doc.get("by", ""), "utterances", f"{metric.upper()} A", f"{metric.upper()} B", "A - B",
-                "bootstrap 95% CI", "MAPSSWE W", "p", "better"):
-        table.add_column(col, justify="left" if col == doc.get("by", "") else "right")
+    columns = [(col, "left" if i == 0 else "right") for i, col in enumerate(
+        (doc.get("by", ""), "utt.", f"{metric.upper()} A", f"{metric.upper()} B", "A - B", "bootstrap 95% CI",
+         "MAPSSWE W", "p", "better"))]
+    rows, ends = [], []
     for name, s in scopes:
         m, ci = s["mapsswe"], s["bootstrap"]["ci95"]
         diff = s["difference"]
-        table.add_row(name, str(s["utterances"]), _pct(s["a"][metric]), _pct(s["b"][metric]),
-                      "-" if diff is None else f"{100 * diff:+.2f}",
-                      "-" if ci is None else f"[{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}]",
-                      "-" if m["w"] is None else f"{m['w']:.3f}", "-" if m["p"] is None else f"{m['p']:.3g}",
-                      m["better"].upper() if m["better"] else "neither",
-                      end_section=name == "all" and len(scopes) > 1)
-    out.print(table)
+        rows.append([name, str(s["utterances"]), _pct(s["a"][metric]), _pct(s["b"][metric]),
+                     "-" if diff is None else f"{100 * diff:+.2f}",
+                     "-" if ci is None else f"[{100 * ci[0]:+.2f}, {100 * ci[1]:+.2f}]",
+                     "-" if m["w"] is None else f"{m['w']:.3f}", "-" if m["p"] is None else f"{m['p']:.3g}",
+                     m["better"].upper() if m["better"] else "neither"])
+        ends.append(name == "all" and len(scopes) > 1)
+    title = (f"A = {doc['a']['file']}, B = {doc['b']['file']} ({metric.upper()}, normalizer {doc['normalizer']})")
+    out.print(common.fit_table(title, columns, rows, ends=ends, width=out.width, box=box.SIMPLE_HEAD, **TABLE_STYLE))
     out.print(f"MAPSSWE over utterances, two-sided, alpha {doc['mapsswe']['alpha']}; bootstrap "
               f"{doc['bootstrap']['samples']} resamples, seed {doc['bootstrap']['seed']}; differences in points",
               markup=False)

@@ -1,10 +1,13 @@
 """``--plot FILE``: one picture of an inspection (PNG or SVG), drawn with matplotlib's Agg backend.
 
-Top row, one panel per layer type: the normalised singular spectra sigma_i / sigma_1 (log scale), the median
-over the group's tensors for each input, and the merged update dashed. Bottom row: effective rank / r by
-depth for every layer type (inputs' mean solid, merged dashed); the T x T heat maps of the mean relative
-task interference (pair STI_ij / (sum sigma_i + sum sigma_j)) and of the cosine similarity; and, with
-``--merged``, kappa_s by depth against gamma_c (else the energy TSV truncation keeps, e_keep, by depth).
+Top row, one panel per layer type that has data: the normalised singular spectra sigma_i / sigma_1 (log
+scale), the median over the group's tensors for each input, and the merged update dashed. Bottom row:
+effective rank / r by depth for every layer type (inputs' mean solid, merged dashed; the legend below the
+axes); the T x T heat maps of the mean relative task interference (pair STI_ij / (sum sigma_i + sum
+sigma_j)), coloured from its smallest to its largest value, and of the cosine similarity (-1 to 1), their
+diagonal grey (a task against itself has no value); and, with ``--merged``, kappa_s by depth against
+gamma_c (else the energy TSV truncation keeps, e_keep, by depth). Tensors that every input leaves at zero
+(a frozen encoder) are left out, and the title says how many.
 
 matplotlib is an optional extra (``pip install 'asrmerge[plot]'``) and is imported only here, lazily.
 """
@@ -19,7 +22,7 @@ from typing import Any
 from asrmerge.errors import AsrmergeError, UsageError
 from asrmerge.inspect.engine import TensorResult
 from asrmerge.inspect.layers import GROUPS
-from asrmerge.inspect.report import Summary, short_label, short_labels
+from asrmerge.inspect.report import Summary, all_zero, short_label, short_labels
 
 FORMATS = (".png", ".svg")
 FLOOR = 1e-7  # sigma_i / sigma_1 below this is drawn at the floor (log scale)
@@ -57,6 +60,8 @@ class PlotData:
         self.spectra: dict[str, list[list[Any]]] = defaultdict(lambda: [[] for _ in range(len(labels) + 1)])
         self.depth: dict[tuple[str, str], dict[int, list[float]]] = defaultdict(lambda: defaultdict(list))
         self.tensors = 0
+        self.zero = 0  # tensors every input leaves at zero: left out
+        self.zero_encoder = True  # ... all of them in the encoder (a frozen encoder)
 
     def add(self, result: TensorResult) -> None:
         """Take one tensor's spectra and records.
@@ -66,8 +71,12 @@ class PlotData:
         """
         import numpy as np
 
-        self.tensors += 1
         self.summary.add(result)
+        if all_zero(result):
+            self.zero += 1
+            self.zero_encoder = self.zero_encoder and result.group.startswith("encoder.")
+            return
+        self.tensors += 1
         subjects = [*result.spectra, *([result.merged_spectrum] if result.merged_spectrum is not None else [])]
         for i, s in enumerate(subjects):
             top = float(s[0]) if s.numel() else 0.0
@@ -125,15 +134,20 @@ def _by_depth(ax: Any, data: PlotData, kinds: list[tuple[str, str, str]], ylabel
     ax.ticklabel_format(axis="y", useOffset=False)  # e_keep near 1 would read "1e-13+9.99e-1"
     if kinds[0][0] == "e_keep":
         ax.set_ylim(min(0.0, ax.get_ylim()[0]), 1.02)
-    if handles:
-        ax.legend(handles=handles, fontsize=7, loc="best")
+    if handles:  # below the axes, where it covers no line
+        ax.legend(handles=handles, fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)
     return bool(handles)
 
 
 def _heat(ax: Any, fig: Any, matrix: list[list[float | None]] | None, labels: list[str], title: str,
           cmap: str, vmin: float | None, vmax: float | None) -> None:
-    """A T x T heat map with its values written in the cells (blank diagonal), or a note with one input."""
+    """A T x T heat map with its values written in the cells and a grey diagonal, or a note with one input.
+
+    ``vmin``/``vmax`` None: from the smallest to the largest value off the diagonal. When every value is the
+    same (one pair, T = 2) a colour scale would say nothing: the cells get one pale colour and no bar.
+    """
     import numpy as np
+    from matplotlib.colors import ListedColormap
 
     ax.set_title(title, fontsize=10)
     if matrix is None:
@@ -141,15 +155,25 @@ def _heat(ax: Any, fig: Any, matrix: list[list[float | None]] | None, labels: li
         ax.set_axis_off()
         return
     m = np.array([[np.nan if v is None else v for v in row] for row in matrix], dtype=float)
-    im = ax.imshow(np.ma.masked_invalid(m), cmap=cmap, vmin=vmin, vmax=vmax)
+    values = m[~np.isnan(m)]
+    low = float(values.min()) if vmin is None and values.size else vmin
+    high = float(values.max()) if vmax is None and values.size else vmax
+    flat = values.size == 0 or (vmin is None and vmax is None and np.isclose(low or 0.0, high or 0.0))
+    diagonal = np.where(np.eye(len(m), dtype=bool), 1.0, np.nan)
+    ax.imshow(np.ma.masked_invalid(diagonal), cmap=ListedColormap(["#d9d9d9"]), vmin=0, vmax=1)
+    im = ax.imshow(np.ma.masked_invalid(m), cmap=ListedColormap(["#fde0c5"]) if flat else cmap,
+                   vmin=None if flat else low, vmax=None if flat else high)
     names = short_labels(labels)
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(names)), names, fontsize=8)
     for (a, b), v in np.ndenumerate(m):
-        if not np.isnan(v):
+        if a == b:
+            ax.text(b, a, "—", ha="center", va="center", fontsize=8, color="#707070")
+        elif not np.isnan(v):
             ax.text(b, a, f"{v:.2f}", ha="center", va="center", fontsize=8,
-                    color="white" if im.norm(v) > 0.6 else "black")
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+                    color="white" if not flat and im.norm(v) > 0.6 else "black")
+    if not flat:
+        fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
 
 
 def draw(data: PlotData, path: str | Path, title: str | None = None) -> None:
@@ -173,7 +197,7 @@ def draw(data: PlotData, path: str | Path, title: str | None = None) -> None:
     groups = [g for g in GROUPS if g in data.spectra]
     fig = plt.figure(figsize=(18, 9.5), dpi=110)
     outer = fig.add_gridspec(2, 1, height_ratios=(1, 1.15), hspace=0.38)
-    top = outer[0].subgridspec(1, max(len(groups), 4), wspace=0.28)
+    top = outer[0].subgridspec(1, max(len(groups), 1), wspace=0.28)  # no empty panels
     colors = plt.get_cmap("tab10")
     for c, g in enumerate(groups):
         ax = fig.add_subplot(top[0, c])
@@ -184,7 +208,7 @@ def draw(data: PlotData, path: str | Path, title: str | None = None) -> None:
             n = min(len(s) for s in spectra)
             median = np.median(np.stack([s[:n] for s in spectra]), axis=0)
             is_merged = i == len(data.labels)
-            label = f"merged ({short_label(data.merged_label or 'M')})" if is_merged else short_labels(data.labels)[i]
+            label = _merged_name(data.merged_label) if is_merged else short_labels(data.labels)[i]
             ax.plot(np.arange(1, n + 1), median, "--" if is_merged else "-", linewidth=2 if is_merged else 1.2,
                     color="black" if is_merged else colors(i % 10), label=label)
         ax.set_yscale("log")
@@ -200,14 +224,12 @@ def draw(data: PlotData, path: str | Path, title: str | None = None) -> None:
         if c == 0:
             ax.set_ylabel("median σ_i / σ_1")
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(fontsize=7, loc="upper right")
+        ax.legend(fontsize=7, loc="lower left")  # the spectra fall from the top left: that corner stays empty
     bottom = outer[1].subgridspec(1, 4, wspace=0.4, width_ratios=(1.3, 1, 1, 1.3))
     _by_depth(fig.add_subplot(bottom[0, 0]), data, [("input", "-o", "inputs (mean)"), ("merged", "--x", "merged")],
               "erank / r", "effective rank by depth")
-    sti = data.summary.matrix("sti_rel")
-    top_sti = max((v for row in sti or [] for v in row if v is not None), default=1.0)
-    _heat(fig.add_subplot(bottom[0, 1]), fig, sti, data.labels,
-          "task interference (mean pair sti_rel)", "magma_r", 0.0, max(1.0, top_sti))
+    _heat(fig.add_subplot(bottom[0, 1]), fig, data.summary.matrix("sti_rel"), data.labels,
+          "task interference (mean pair sti_rel)", "magma_r", None, None)
     _heat(fig.add_subplot(bottom[0, 2]), fig, data.summary.matrix("cos"), data.labels,
           "cosine of task vectors (mean)", "coolwarm", -1.0, 1.0)
     ax = fig.add_subplot(bottom[0, 3])
@@ -219,8 +241,10 @@ def draw(data: PlotData, path: str | Path, title: str | None = None) -> None:
         _by_depth(ax, data, [("e_keep", "-o", "")], "e_keep", "energy kept by TSV-M truncation, E(k_keep)")
     names = ", ".join(short_labels(data.labels))
     merged = f"; merged: {short_label(data.merged_label)}" if data.merged_label else ""
-    fig.suptitle(title or f"asrmerge svd-inspect: {len(data.labels)} inputs ({names}){merged}; {data.tensors} tensors",
-                 fontsize=12)
+    frozen = " (a frozen encoder?)" if data.zero_encoder else ""
+    zero = f", {data.zero} more left out: zero in every input{frozen}" if data.zero else ""
+    fig.suptitle(title or f"asrmerge svd-inspect: {len(data.labels)} inputs ({names}){merged}; {data.tensors} "
+                 f"tensors{zero}", fontsize=12)
     # matplotlib creates the temporary file itself, so the picture gets the usual permissions (umask)
     tmp = str(dest.with_name(f".{dest.name}.{os.getpid()}.tmp{dest.suffix}"))
     try:
@@ -230,3 +254,9 @@ def draw(data: PlotData, path: str | Path, title: str | None = None) -> None:
         plt.close(fig)
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def _merged_name(label: str | None) -> str:
+    """The merge's legend entry: its short name, with "merged" said once (not "merged (merged)")."""
+    name = short_label(label or "merged")
+    return name if "merged" in name.lower() else f"merged: {name}"

@@ -3,6 +3,10 @@
 Groups are {encoder, decoder} x {self_attn, encoder_attn, fc} (plus ``other`` with ``--all``) and ``all``.
 Input quantities are pooled over every input and tensor of a group; the T x T ``interference`` and
 ``cosine`` matrices (the heat map) average the pair records over every tensor.
+
+A tensor that every input leaves at zero (a frozen encoder: fine-tuning never moved it) has erank, srank
+and ranks of 0 and no interference; it would drag every mean toward 0, so it is left out of the averages
+and counted under ``left_out`` instead (per layer type).
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ COLLAPSE_KEYS = ("kappa_s", "kappa_e")
 
 
 def short_label(label: str) -> str:
-    """An input's name for a table or legend: the file or folder name without .safetensors/.st, at most 14 characters.
+    """An input's name for a table or legend: the file or folder name without .safetensors/.st, at most 14
+    characters (a longer one loses its middle, keeping the end, where names of a series differ).
 
     Args:
         label: the input as given on the command line.
@@ -32,7 +37,7 @@ def short_label(label: str) -> str:
     name = Path(label.rstrip("/")).name or label
     for suffix in (".safetensors", ".st"):
         name = name.removesuffix(suffix)
-    return name if len(name) <= 14 else name[:13] + "…"
+    return name if len(name) <= 14 else name[:4] + "…" + name[-9:]
 
 
 def short_labels(labels: list[str]) -> list[str]:
@@ -65,6 +70,7 @@ class Summary:
         self.merged_label = merged_label
         self._by_group: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
         self._tensors: dict[str, int] = defaultdict(int)
+        self._zero: dict[str, int] = defaultdict(int)  # tensors every input leaves at zero, per group
 
     def add(self, result: TensorResult) -> None:
         """Take one tensor's records.
@@ -72,6 +78,9 @@ class Summary:
         Args:
             result: what :func:`asrmerge.inspect.engine.analyse` gave for one tensor.
         """
+        if all_zero(result):
+            self._zero[result.group] += 1
+            return
         self._tensors[result.group] += 1
         for rec in result.records:
             self._by_group[result.group][rec["kind"]].append(rec)
@@ -120,7 +129,8 @@ class Summary:
         return [[sums[a][b] / counts[a][b] if counts[a][b] else None for b in range(T)] for a in range(T)]
 
     def result(self) -> dict[str, Any]:
-        """The summary as one JSON-ready object: ``subjects``, ``merged``, ``tensors``, ``groups``, ``interference``, ``cosine``."""
+        """The summary as one JSON-ready object: ``subjects``, ``merged``, ``tensors``, ``groups``, ``interference``,
+        ``cosine``, and ``left_out`` (``zero_tensors``, per group: the all-zero tensors not averaged)."""
         groups = [self._group(g, self._by_group[g], self._tensors[g]) for g in GROUPS if g in self._by_group]
         everything: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for kinds in self._by_group.values():
@@ -129,5 +139,25 @@ class Summary:
         total = sum(self._tensors.values())
         if total:
             groups.append(self._group("all", everything, total))
+        zero = {g: self._zero[g] for g in GROUPS if self._zero.get(g)}
         return {"subjects": self.labels, "merged": self.merged_label, "tensors": total, "groups": groups,
-                "interference": self.matrix("sti_rel"), "cosine": self.matrix("cos")}
+                "interference": self.matrix("sti_rel"), "cosine": self.matrix("cos"),
+                "left_out": {"zero_tensors": zero}}
+
+
+def all_zero(result: TensorResult) -> bool:
+    """Whether every input of the tensor is zero (its Frobenius norm is 0): nothing to average."""
+    inputs = [r for r in result.records if r["kind"] == "input"]
+    return bool(inputs) and all(r.get("fro") == 0 for r in inputs)
+
+
+def left_out_note(summary: dict[str, Any]) -> str | None:
+    """One sentence naming the all-zero tensors left out of the averages, or None when there are none."""
+    zero = summary.get("left_out", {}).get("zero_tensors") or {}
+    if not zero:
+        return None
+    n = sum(zero.values())
+    where = ", ".join(f"{g} {k}" for g, k in zero.items())
+    frozen = "; a frozen encoder?" if all(g.startswith("encoder.") for g in zero) else ""
+    return (f"left out of the averages: {n} tensor{'s' if n != 1 else ''} that every input leaves at zero "
+            f"({where}{frozen})")

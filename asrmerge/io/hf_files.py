@@ -124,7 +124,17 @@ def model_config(dims: Dims) -> dict[str, Any]:
 
 def generation_config(dims: Dims, *, suppress: list[int] | None = None, suppress_begin: list[int] | None = None,
                       alignment_heads: list[list[int]] | None = None) -> dict[str, Any]:
-    """``generation_config.json``: the decoding defaults openai-whisper uses, in transformers' fields."""
+    """``generation_config.json``: the decoding defaults openai-whisper uses, in transformers' fields.
+
+    The fields of the published Hugging Face Whisper folders (``openai/whisper-base``, ``whisper-tiny.en``):
+    special tokens, suppressions, ``max_length``, ``is_multilingual``, the language and task tables and
+    ``forced_decoder_ids`` (the prompt ``<|lang|> <|transcribe|>`` older readers build from it). A
+    multilingual config also names ``task`` ``transcribe``: transformers 5 ignores ``forced_decoder_ids``,
+    and when it detects the language itself without a task it leaves ``<|transcribe|>`` out of the prompt,
+    after which Whisper repeats itself ("Americans Americans ..."). With ``task`` set, ``pipeline`` and
+    ``generate`` with no arguments detect the language and transcribe, as openai-whisper does; a ``task``
+    or ``language`` passed to them still wins.
+    """
     tok = Tokens.for_vocab(dims.n_vocab)
     gen: dict[str, Any] = {
         "bos_token_id": tok.eot,
@@ -145,6 +155,10 @@ def generation_config(dims: Dims, *, suppress: list[int] | None = None, suppress
     if tok.multilingual:
         gen["lang_to_id"] = tok.languages()
         gen["task_to_id"] = {"translate": tok.translate, "transcribe": tok.transcribe}
+        gen["forced_decoder_ids"] = [[1, None], [2, tok.transcribe]]
+        gen["task"] = "transcribe"
+    else:
+        gen["forced_decoder_ids"] = [[1, tok.notimestamps]]
     return gen
 
 

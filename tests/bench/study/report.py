@@ -115,8 +115,11 @@ def write_report(results: Path, cfg: Any, scores: dict[str, Any], systems: dict[
               f"fine-tunes: {meta['steps']} steps (Full-FT {meta['full_steps']}), batch {meta['batch_size']}, "
               f"learning rate {meta['lr']}.", "",
               "Wall time (s): " + ", ".join(f"{k} {v:.0f}" for k, v in meta["times"].items()) + ".", "",
-              "Every asrmerge command of the run is in `commands.sh`; `svd-summary.json` and `svd-inspect.png` "
-              "show the task vectors' spectra, interference and the merged update's collapse; `chart.png` the table."]
+              "Every asrmerge command of the run is in `commands.sh` (replay it with `W=NEW R=NEW_RESULTS bash "
+              "commands.sh`, the study's `data/` copied into NEW); "
+              + ("`svd-summary.json` and `svd-inspect.png` show" if (results / "svd-summary.json").is_file()
+                 else "`svd-inspect.png` shows")
+              + " the task vectors' spectra, interference and the merged update's collapse; `chart.png` the table."]
     (results / "results.md").write_text("\n".join(lines) + "\n")
     _chart(results / "chart.png", rows)
 

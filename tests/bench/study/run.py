@@ -76,26 +76,56 @@ def config(full: bool, seed: int) -> Config:
 class Shell:
     """Runs asrmerge commands as a user would, recording each in commands.sh with its wall time.
 
+    commands.sh replays the run in a fresh shell: ``W=NEW R=NEW_RESULTS bash commands.sh`` with the study's
+    ``data/`` (synthesised audio and manifests) in NEW and the fine-tunes where the script names them; every
+    path under the work or results folder is written as ``$W/...`` or ``$R/...``, and each command keeps the
+    thread count it ran with, so that the replay computes the same numbers.
+
     :meth:`many` runs independent commands side by side (like ``xargs -P``), each with a share of the cores.
     """
 
-    def __init__(self, log: Path, work: Path) -> None:
+    def __init__(self, log: Path, work: Path, results: Path | None = None) -> None:
         self.log = log
         self.work = work
+        self.results = results or log.parent
         self.times: dict[str, float] = {}
         self.lock = threading.Lock()
-        log.write_text("#!/usr/bin/env bash\n# The study's asrmerge pipeline, as run (W is the work folder).\n"
-                       f"W={shlex.quote(str(work))}\nset -euo pipefail\n")
+        log.write_text("#!/usr/bin/env bash\n# The study's asrmerge pipeline, as run. W is the work folder, R the results folder;\n"
+                       "# to replay it: W=NEW R=NEW_RESULTS bash commands.sh, with the study's data/ copied into NEW.\n"
+                       f"W=${{W:-{shlex.quote(str(work))}}}\nR=${{R:-{shlex.quote(str(self.results))}}}\n"
+                       "set -euo pipefail\n"
+                       'mkdir -p "$W/hyp" "$W/tv" "$W/merged" "$R"\n')
 
-    def show(self, args: tuple[str, ...]) -> str:
-        """The command as commands.sh records it (the work folder as $W)."""
-        return " ".join(shlex.quote(a).replace(str(self.work), "$W") for a in ("asrmerge", *args))
+    def word(self, arg: str) -> str:
+        """One shell word for ``arg``: the work and results folders as "$W" and "$R", the rest quoted."""
+        folders = sorted(((str(self.work), '"$W"'), (str(self.results), '"$R"')), key=lambda f: -len(f[0]))
+        for folder, var in folders:  # the longer first: a results folder may be named like the work folder
+            if arg == folder or arg.startswith(folder.rstrip("/") + "/"):
+                rest = arg[len(folder):]
+                return var + (shlex.quote(rest) if rest else "")
+        return shlex.quote(arg)
+
+    def show(self, args: tuple[str, ...], threads: int | None = None) -> str:
+        """The command as commands.sh records it."""
+        env = f"OMP_NUM_THREADS={threads} MKL_NUM_THREADS={threads} " if threads else ""
+        return env + " ".join(self.word(a) for a in ("asrmerge", *args))
+
+    def script(self, line: str, step: str = "other") -> None:
+        """Run a line of shell (W and R set) and record it: the few steps between commands (splitting a file)."""
+        with self.lock, self.log.open("a") as f:
+            f.write(line + "\n")
+        t0 = time.perf_counter()
+        r = subprocess.run(["bash", "-c", "set -euo pipefail; " + line], capture_output=True,
+                           env={**os.environ, "W": str(self.work), "R": str(self.results)})
+        if r.returncode != 0:
+            raise SystemExit(f"study: `{line}` failed ({r.returncode}):\n{r.stderr.decode()[-2000:]}")
+        self.times[step] = self.times.get(step, 0.0) + time.perf_counter() - t0
 
     def _run(self, args: tuple[str, ...], stdout: Path | None, threads: int | None) -> str:
         cmd = [sys.executable, "-m", "asrmerge", *args]
-        shown = self.show(args)
+        shown = self.show(args, threads)
         with self.lock, self.log.open("a") as f:
-            f.write(shown + (f" > {shlex.quote(str(stdout)).replace(str(self.work), '$W')}" if stdout else "") + "\n")
+            f.write(shown + (f" > {self.word(str(stdout))}" if stdout else "") + "\n")
         env = {**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
         if threads:
             env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
@@ -167,34 +197,33 @@ def finetunes(cfg: Config, base: Path, manifests: dict[str, Path], cache: Path) 
 
 
 def transcribe_all(sh: Shell, jobs: list[tuple[Path, Path, Path, str | None]], cfg: Config) -> None:
-    """Transcribe (model, manifest, output, language) jobs side by side; outputs already there are kept.
+    """Transcribe (model, manifest, output, language) jobs side by side.
 
-    ``language`` None: each record's ``language`` field (Portuguese where it has none). Each output is written
-    to a temporary name and renamed when complete, so an interrupted study resumes where it stopped.
+    ``language`` None: each record's ``language`` field (Portuguese where it has none). With ``--resume``, an
+    output already complete is left as it is and one cut short is completed, so an interrupted study goes on
+    where it stopped.
     """
     todo = []
     for model, manifest, out, language in jobs:
-        if out.is_file() and out.stat().st_size > 0:
-            continue
-        args = ("transcribe", str(model), str(manifest), "-o", str(out.with_suffix(".tmp")), "--batch-size", "16",
-                "--max-new-tokens", str(cfg.max_new_tokens), "--chunk-length", str(cfg.window), "-q",
-                *(("--language", language) if language else ("--language-field", "language", "--language", "pt")))
-        todo.append((args, out))
-    sh.many([a for a, _ in todo], step="transcribe")
-    for _, out in todo:
-        os.replace(out.with_suffix(".tmp"), out)
+        todo.append(("transcribe", str(model), str(manifest), "-o", str(out), "--resume", "--batch-size", "16",
+                     "--max-new-tokens", str(cfg.max_new_tokens), "--chunk-length", str(cfg.window), "-q",
+                     *(("--language", language) if language else ("--language-field", "language", "--language", "pt"))))
+    sh.many(todo, step="transcribe")
 
 
-def split_by_set(hyp: Path) -> dict[str, Path]:
-    """One hypothesis file per evaluation set (the records' ``set``: id/ood -> test, en, multi)."""
-    parts: dict[str, list[str]] = {"test": [], "english": [], "multi": []}
-    for line in hyp.read_text().splitlines():
-        s = json.loads(line)["set"]
-        parts["test" if s in ("id", "ood") else "english" if s == "en" else "multi"].append(line + "\n")
+SETS = {"test": "id|ood", "english": "en", "multi": "multi"}  # output part -> the records' "set" values
+
+
+def split_by_set(sh: Shell, hyp: Path) -> dict[str, Path]:
+    """One hypothesis file per evaluation set (the records' ``set``: id/ood -> test, en, multi), with grep.
+
+    asrmerge writes ``"set": "id"`` with these separators; grep's exit status 1 (no such record) is no error.
+    """
     out = {}
-    for k, lines in parts.items():
+    for k, values in SETS.items():
         out[k] = hyp.with_name(f"{hyp.stem}.{k}.jsonl")
-        out[k].write_text("".join(lines))
+        pattern = shlex.quote('"set": "(' + values + ')"')
+        sh.script(f"grep -E {pattern} {sh.word(str(hyp))} > {sh.word(str(out[k]))} || [ $? -eq 1 ]", step="split")
     return out
 
 
@@ -260,7 +289,7 @@ def main(argv: list[str] | None = None) -> None:
         (work / sub).mkdir(exist_ok=True)
     t_start = time.perf_counter()
     times: dict[str, float] = {}
-    sh = Shell(results / "commands.sh", work)
+    sh = Shell(results / "commands.sh", work, results)
 
     say(f"{cfg.size.name} study in {work}")
     base = work / "base"
@@ -320,7 +349,7 @@ def main(argv: list[str] | None = None) -> None:
                                if json.loads(line)["domain"] == d))
         jobs.append((fts[d], own, work / "hyp" / f"test-idft-{d}.jsonl", "pt"))
     transcribe_all(sh, jobs, cfg)
-    hyps: dict[str, dict[str, Path]] = {name: split_by_set(out) for name, out in outs.items()}
+    hyps: dict[str, dict[str, Path]] = {name: split_by_set(sh, out) for name, out in outs.items()}
     hyps["id-ft"] = {d: work / "hyp" / f"test-idft-{d}.jsonl" for d in cfg.size.domains}
 
     say("score")
