@@ -155,8 +155,10 @@ def verify(case: Case, out: Outcome, world: Any) -> None:
         assert case.error in lines[0], f"{case.error!r} not in {lines[0]!r}"
     elif case.warning is not None:
         warnings = [line for line in lines if line.startswith(f"asrmerge {case.cmd}: warning: ")]
-        assert len(warnings) == 1 and not any(": error: " in line for line in lines), err
-        assert case.warning in warnings[0], f"{case.warning!r} not in {warnings[0]!r}"
+        # the tables decode with --max-new-tokens 2, so transcribe may add its runaway warning: the case's own
+        # warning must appear exactly once, and no error
+        assert not any(": error: " in line for line in lines), err
+        assert len([w for w in warnings if case.warning in w]) == 1, f"{case.warning!r} not once in:\n{err}"
     elif case.quiet:
         assert err == "", err
     for d in case.dest:

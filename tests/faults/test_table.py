@@ -369,8 +369,10 @@ def runs(request: pytest.FixtureRequest, world: World, zygote: Zygote | None,
     parity sample in fresh interpreters, run alongside."""
     import threading
 
+    # other modules parametrize a "case" too (tuples, strings): only this table's Cases count
     chosen = {item.callspec.params["case"].id for item in request.session.items
-              if getattr(item, "callspec", None) is not None and "case" in item.callspec.params}
+              if getattr(item, "callspec", None) is not None
+              and isinstance(item.callspec.params.get("case"), Case)}
     parity = any(item.name.startswith("test_warm_children") for item in request.session.items)
     fresh: dict[str, Outcome] = {}
     sample = [c for c in CASES if c.id in PARITY] if parity and zygote is not None else []
