@@ -54,12 +54,12 @@ def tiny_fts(tiny_base: Path, tmp_path_factory: pytest.TempPathFactory) -> list[
 @pytest.fixture(scope="session")
 def tiny_tvs(tiny_base: Path, tiny_fts: list[Path], tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     """The task vectors of :func:`tiny_fts` against :func:`tiny_base` (``asrmerge taskvec``), as paths."""
-    from asrmerge import taskvec
+    from asrmerge import taskvectors
 
     root = tmp_path_factory.mktemp("tvs")
     out = []
     for i, ft in enumerate(tiny_fts):
-        taskvec.make(str(tiny_base), str(ft), str(root / f"tv{i}.safetensors"))
+        taskvectors.make(str(tiny_base), str(ft), str(root / f"tv{i}.safetensors"))
         out.append(str(root / f"tv{i}.safetensors"))
     return out
 

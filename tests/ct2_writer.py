@@ -1,7 +1,9 @@
 """Write a CTranslate2 WhisperSpec ``model.bin`` from Hugging Face tensors (test helper).
 
-Written from the format description in shared/ASSETS.md, independently of asrmerge's reader, so that
-reading it back checks the reader and the name map.
+Written from CTranslate2's own description of the layout (the one summarised at the top of
+``asrmerge/io/ct2.py``: a little-endian header, then per variable its name, rank, dims, dtype code, byte
+count and raw data, then an alias table), independently of asrmerge's reader, so that reading it back
+checks the reader and the name map.
 """
 
 from __future__ import annotations

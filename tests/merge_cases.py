@@ -1,9 +1,9 @@
-"""Shared helpers and hypothesis strategies for the merge-algorithm tests (ALGORITHMS.md section 7).
+"""Shared helpers and hypothesis strategies for the merge-algorithm tests (docs/algorithms.md section 7).
 
 Every test drives the real planner and engine through :func:`asrmerge.merge.api.merge`. Inputs are small
 (2..12 rows and columns) and built from seeds, so one example costs a few milliseconds.
 
-The tensor names matter to the policy (ALGORITHMS.md section 2): :data:`SVD` is a ``svd``-class matrix
+The tensor names matter to the policy (docs/algorithms.md section 2): :data:`SVD` is a ``svd``-class matrix
 (the matrix path of iso-c, iso-cts, tsvm and boosted-tsvm), :data:`BIAS` and :data:`NORM` are ``mean``
 class, and :data:`CONV` is a 3-D ``mean`` tensor that tests turn into class ``base`` with a policy rule.
 """
@@ -27,11 +27,11 @@ NORM = "model.encoder.layers.0.final_layer_norm.weight"
 CONV = "model.encoder.conv1.weight"
 
 FP = (torch.float32, torch.float64)
-TOL = {torch.float64: 1e-10, torch.float32: 1e-5}  # ALGORITHMS.md section 7: relative, unless stated
+TOL = {torch.float64: 1e-10, torch.float32: 1e-5}  # docs/algorithms.md section 7: relative, unless stated
 
 # every registered algorithm, by its declared space: a new algorithm joins the property tests by registering
 ALGOS = tuple(names())
-WEIGHT_SPACE = tuple(a for a in ALGOS if REGISTRY[a].space == "weights")
+PARAM_SPACE = tuple(a for a in ALGOS if REGISTRY[a].space == "params")
 TAU_SPACE = tuple(a for a in ALGOS if REGISTRY[a].space == "tau")
 SUBSPACE = tuple(a for a in ALGOS if REGISTRY[a].space == "subspace")
 # random algorithms (a seed parameter: DARE) are permutation-invariant only in distribution
@@ -220,7 +220,7 @@ def hadamard4() -> torch.Tensor:
 
 
 def numerical_rank(x: torch.Tensor) -> int:
-    """rho(A) of ALGORITHMS.md section 1, computed here independently of the package."""
+    """rho(A) of docs/algorithms.md section 1, computed here independently of the package."""
     s = torch.linalg.svdvals(x)
     if s.numel() == 0 or float(s[0]) == 0.0:
         return 0

@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asrmerge.asr import mapsswe, wer
+from asrmerge.asr import mapsswe
+from asrmerge.asr import scoring as wer
 from asrmerge.errors import InputError
 from tests.conftest import ROOT
 

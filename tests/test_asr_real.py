@@ -113,8 +113,8 @@ def test_an_english_only_model_refuses_other_languages(real_tiny_en: Path) -> No
 def test_english_only_model_options_and_fast_suppression(real_tiny_en: Path) -> None:
     """Suppressing tokens by index (asrmerge.asr.suppress) picks exactly transformers' tokens."""
     from asrmerge.asr import audio
+    from asrmerge.asr import decoding as tr
     from asrmerge.asr import model as md
-    from asrmerge.asr import transcribe as tr
     from asrmerge.errors import UsageError
 
     w = md.load(str(real_tiny_en))
@@ -152,9 +152,9 @@ def test_base_detects_the_language(real_base: Path) -> None:
     (transformers 5 leaves the task token out after detecting the language unless the task is named, and base
     then repeats "Americans" to the token limit.)
     """
+    from asrmerge.asr import decoding as tr
     from asrmerge.asr import manifest as mf
     from asrmerge.asr import model as md
-    from asrmerge.asr import transcribe as tr
 
     w = md.load(str(real_base))
     utts = mf.read_manifest(str(AUDIO / "english.jsonl"))[:2]

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from asrmerge.asr import audio
+from asrmerge.asr import decoding as tr
 from asrmerge.asr import model as md
-from asrmerge.asr import transcribe as tr
 from asrmerge.asr.runaway import repeats, token_budget
 from tests.conftest import AUDIO
 

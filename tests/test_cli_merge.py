@@ -203,7 +203,7 @@ def test_real_whisper_base_merged_with_itself_is_the_base(real_base: Path) -> No
         plan = make_plan(MergeSpec(algo=algo, inputs=[str(real_base)] * 2, base=str(real_base), check_outputs=False))
         check = Check(algo)
         try:
-            engine.run(plan, sinks=[check])
+            engine.execute(plan, sinks=[check])
         finally:
             plan.close()
         assert check.count == len(base)
@@ -224,7 +224,7 @@ def test_real_merge_loads_in_transformers_and_transcribes(real_fts: tuple[Path, 
 
 
 def test_output_folder_keeps_the_old_one_on_failure(tiny_base: Path, tiny_fts: list[Path], tmp_path: Path) -> None:
-    from asrmerge.convert import convert
+    from asrmerge.conversion import convert
 
     out = tmp_path / "keep"
     convert(str(tiny_fts[0]), f"{out}/")  # an earlier output, which a run may replace

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import save_file
 from typer.testing import CliRunner
 
-from asrmerge import taskvec
+from asrmerge import taskvectors
 from asrmerge.cli.main import app
 from tests.conftest import ROOT, cli
 from tests.factory import tensors
@@ -92,10 +92,10 @@ def test_merged_model_against_fine_tunes(tiny_base: Path, tiny_fts: list[Path], 
     assert not any(r["collapse"] for r in coll) and all(0.7 < r["kappa_s"] < 1.3 for r in coll)
     assert all(r["rounding_loss"] is not None for r in recs if r["kind"] in ("input", "merged"))
     # the same merge stored as an update (a task vector of the base) needs no base
-    taskvec.make(str(tiny_base), str(tmp_path / "ta.safetensors"), str(tmp_path / "ta-tv.safetensors"))
+    taskvectors.make(str(tiny_base), str(tmp_path / "ta.safetensors"), str(tmp_path / "ta-tv.safetensors"))
     tv = [str(tmp_path / f"tv{i}.st") for i in range(2)]
     for i in range(2):
-        taskvec.make(str(tiny_base), str(tiny_fts[i]), tv[i])
+        taskvectors.make(str(tiny_base), str(tiny_fts[i]), tv[i])
     code, out2, err = invoke(*tv, "--merged", str(tmp_path / "ta-tv.safetensors"))
     assert code == 0, err
     coll2 = [r for r in lines(out2) if r["kind"] == "collapse"]

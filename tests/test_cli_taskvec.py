@@ -152,7 +152,7 @@ def test_usage_errors(tiny_base: Path, tmp_path: Path) -> None:
 
 
 def test_old_output_survives_a_failed_run(tiny_base: Path, tmp_path: Path) -> None:
-    from asrmerge.convert import convert
+    from asrmerge.conversion import convert
 
     out = tmp_path / "keep"
     convert(str(tiny_base), f"{out}/")  # an earlier output, which a run may replace

@@ -16,7 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from asrmerge import taskvec
+from asrmerge import taskvectors
 from asrmerge.cli.common import abbreviate
 from tests.conftest import ROOT, read_pty
 
@@ -57,7 +57,7 @@ def tvs(tiny_base: Path, tiny_fts: list[Path], tmp_path_factory: pytest.TempPath
     root = tmp_path_factory.mktemp("term-tvs")
     out = []
     for i, ft in enumerate(tiny_fts):
-        taskvec.make(str(tiny_base), str(ft), str(root / f"tv{i}.safetensors"))
+        taskvectors.make(str(tiny_base), str(ft), str(root / f"tv{i}.safetensors"))
         out.append(str(root / f"tv{i}.safetensors"))
     return out
 

@@ -36,9 +36,9 @@ def whole(tiny_asr: Path) -> list[str]:
 
 
 def test_stdout_is_the_libraries_records_in_input_order(tiny_asr: Path, whole: list[str]) -> None:
+    from asrmerge.asr import decoding as tr
     from asrmerge.asr import manifest as mf
     from asrmerge.asr import model as md
-    from asrmerge.asr import transcribe as tr
 
     w = md.load(str(tiny_asr))
     want = [dumps(r.record) + "\n" for r in tr.transcribe(w, mf.read_manifest(str(MANIFEST)),

@@ -1,4 +1,4 @@
-"""CPU and CUDA agree (ALGORITHMS.md section 7, item 14). Run on a GPU machine: bin/test -m cuda."""
+"""CPU and CUDA agree (docs/algorithms.md section 7, item 14). Run on a GPU machine: bin/test -m cuda."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Exact order statistics: kth_largest and the streamed RadixSelect equal torch.sort for every k (ALGORITHMS.md 3)."""
+"""Exact order statistics: kth_largest and the streamed RadixSelect equal torch.sort for every k (docs/algorithms.md section 3)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""asrmerge.linalg.svd: thin SVD with one retry, numerical rank, polar factor, Newton-Schulz (ALGORITHMS.md 1, 3, 7.7)."""
+"""asrmerge.linalg.svd: thin SVD with one retry, numerical rank, polar factor, Newton-Schulz (docs/algorithms.md section 1, 3, 7.7)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""boosted-tsvm: TSV-M with a per-task singular-value boost (ALGORITHMS.md 6.4) and the boost invariants (7.9).
+"""boosted-tsvm: TSV-M with a per-task singular-value boost (docs/algorithms.md section 6.4) and the boost invariants (7.9).
 
 Boost rule: e_i = sigma_i (or sigma_i^2), c_j = sum_{i<=j} e_i / sum e (kept, or the full spectrum),
 j* = min{j : c_j >= beta} (else the last index), sigma'_i = max(sigma_i, sigma_{j*}).

@@ -1,4 +1,4 @@
-"""dare-ta: drop and rescale, then task arithmetic (ALGORITHMS.md 5.3, section 3 random numbers, 7.11)."""
+"""dare-ta: drop and rescale, then task arithmetic (docs/algorithms.md section 5.3, section 3 random numbers, 7.11)."""
 
 from __future__ import annotations
 

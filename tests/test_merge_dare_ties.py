@@ -1,4 +1,4 @@
-"""dare-ties: DARE drop and rescale, then TIES steps 2-4; with density < 1, trim first (ALGORITHMS.md 5.3)."""
+"""dare-ties: DARE drop and rescale, then TIES steps 2-4; with density < 1, trim first (docs/algorithms.md section 5.3)."""
 
 from __future__ import annotations
 

@@ -130,7 +130,7 @@ def batch_inputs(T: int = 3, seed: int = 7, rank_deficient: bool = False):
                                          ("tsvm", {"rank_frac": 0.6}), ("iso-c", {}), ("iso-c", {"rank_mode": "full"})])
 @pytest.mark.parametrize("deficient", [False, True])
 def test_batched_calls_equal_per_matrix_results(algo: str, params: dict, deficient: bool) -> None:
-    """ALGORITHMS.md section 3: batching same-shape tensors matches unbatched results to 1e-5 (fp32)."""
+    """docs/algorithms.md section 3: batching same-shape tensors matches unbatched results to 1e-5 (fp32)."""
     base, fts = batch_inputs(rank_deficient=deficient)
     one = merge(algo, fts, base=base, params=params, batch=1)
     many = merge(algo, fts, base=base, params=params, batch=4)

@@ -1,4 +1,4 @@
-"""The cross-algorithm invariants of ALGORITHMS.md section 7, as hypothesis property tests in fp32 and fp64.
+"""The cross-algorithm invariants of docs/algorithms.md section 7, as hypothesis property tests in fp32 and fp64.
 
 Items covered here: 1 (one task), 2 (zero task vectors, equal inputs), 3 (permutation), 4 (homogeneity),
 5 (identities), 6 (flat spectrum), 8 (SVD gauge), 12 (well-formed output), 13 (policy). The items that
@@ -27,12 +27,12 @@ from tests.merge_cases import (
     FP,
     INT,
     KINDS,
+    PARAM_SPACE,
     PROPS,
     SUBSPACE,
     SVD,
     TAU_SPACE,
     TOL,
-    WEIGHT_SPACE,
     Case,
     assert_close,
     cases,
@@ -96,7 +96,7 @@ def test_zero_task_vectors_return_exactly_w0(algo: str, params: dict, case: Case
         assert torch.equal(out[name], base[name]), f"{algo} {params} {name}"
 
 
-@pytest.mark.parametrize("algo", WEIGHT_SPACE)
+@pytest.mark.parametrize("algo", PARAM_SPACE)
 @PROPS
 @given(case=cases(kinds=("random", "tiny", "zero"), tasks=(2, 4), weighted=True),
        x_is=st.sampled_from(["random", "base", "zero"]))
@@ -167,7 +167,7 @@ def test_reordering_tasks_with_their_weights_changes_nothing(algo: str, params: 
         assume(fp32_resolves(algo, case, params=params))
         assume(fp32_resolves(algo, case, params=params, taus=[case.taus[i] for i in perm],
                              weights=[case.w()[i] for i in perm]))
-    models = algo in WEIGHT_SPACE and not params.get("use_base")
+    models = algo in PARAM_SPACE and not params.get("use_base")
     a = run(algo, case, params=params, models=models)
     b = run(algo, case, params=params, models=models, taus=[case.taus[i] for i in perm],
             weights=[case.w()[i] for i in perm])
@@ -311,7 +311,7 @@ def test_fp32_agrees_with_fp64_on_well_conditioned_inputs(algo: str, case: Case)
         assume(iso_cts_gaps(case) >= 0.05)
     c32 = Case(case.base.float(), [t.float() for t in case.taus], case.weights, case.kind, torch.float32, case.seed)
     c64 = Case(c32.base.double(), [t.double() for t in c32.taus], case.weights, case.kind, torch.float64, case.seed)
-    models = algo in WEIGHT_SPACE
+    models = algo in PARAM_SPACE
     assert_close(run(algo, c32, models=models), run(algo, c64, models=models), torch.float32, scale=c64.scale())
 
 
@@ -422,7 +422,7 @@ GAUGED = [
 
 @st.composite
 def gauged_tasks(draw, full_rank: bool = False) -> tuple[Case, list[torch.Tensor]]:
-    """Tasks tau_t = U diag(s) V^T built from explicit factors, and the same tasks from perturbed factors.
+    """Operands tau_t = U diag(s) V^T built from explicit factors, and the same tasks from perturbed factors.
 
     s has a repeated top pair (s_1 = s_2) above distinct values, so every truncation the algorithms make
     (k >= 2 for tsvm, the common and task-specific ranks of iso-cts) keeps or drops the pair whole. The
@@ -493,7 +493,7 @@ def test_outputs_are_finite_and_keep_names_shapes_order_and_dtype(algo: str, par
     stored_case = Case(case.base.to(stored), [t.to(stored) for t in case.taus], case.weights, case.kind, stored,
                        case.seed)
     base, out = run_state(algo, stored_case, params=params, out_dtype=out_dtype, compute_dtype=compute,
-                          models=algo in WEIGHT_SPACE and not params.get("use_base"))
+                          models=algo in PARAM_SPACE and not params.get("use_base"))
     assert list(out) == list(base)
     want = {"F16": torch.float16, "BF16": torch.bfloat16, "F32": torch.float32, "F64": torch.float64}.get(out_dtype or "")
     for name, w0 in base.items():
@@ -524,7 +524,7 @@ def test_one_element_and_single_row_or_column_tensors_merge(algo: str, shape: tu
 @given(case=cases(kinds=("random", "lowrank")), out_dtype=st.sampled_from(["F16", "BF16"]))
 def test_casting_rounds_the_compute_dtype_result_to_nearest_even(algo: str, case: Case, out_dtype: str) -> None:
     """Section 3: compute, then cast to the output dtype once (torch's cast rounds to nearest even)."""
-    models = algo in WEIGHT_SPACE
+    models = algo in PARAM_SPACE
     _, wide = run_state(algo, case, out_dtype="F64", models=models)
     _, narrow = run_state(algo, case, out_dtype=out_dtype, models=models)
     for name, value in narrow.items():
@@ -539,7 +539,7 @@ def test_casting_rounds_the_compute_dtype_result_to_nearest_even(algo: str, case
 @given(case=cases(kinds=("random", "rank1", "antiparallel"), tasks=(2, 3)))
 def test_class_base_is_bit_identical_to_w0(algo: str, case: Case) -> None:
     """Section 7.13 with a policy rule making the svd matrix and the conv kernel class base."""
-    base, out = run_state(algo, case, policy=f"{SVD}=base;{CONV}=base", models=algo in WEIGHT_SPACE)
+    base, out = run_state(algo, case, policy=f"{SVD}=base;{CONV}=base", models=algo in PARAM_SPACE)
     assert torch.equal(out[SVD], base[SVD])
     assert torch.equal(out[CONV], base[CONV])
 
@@ -558,12 +558,12 @@ def test_class_mean_is_w0_plus_lambda_times_the_mean_task_vector(algo: str, case
         assert_close(out[name], base[name].double() + factor * mean, case.dtype, scale=case.scale(), what=name)
 
 
-@pytest.mark.parametrize("algo", WEIGHT_SPACE + TAU_SPACE)
+@pytest.mark.parametrize("algo", PARAM_SPACE + TAU_SPACE)
 @FEW
 @given(case=cases(kinds=("random", "lowrank", "duplicated"), tasks=(2, 3)))
 def test_class_mean_and_svd_are_the_same_for_the_other_algorithms(algo: str, case: Case) -> None:
     """Section 2: outside the subspace algorithms, svd and mean tensors are merged normally (the same way)."""
-    models = algo in WEIGHT_SPACE
+    models = algo in PARAM_SPACE
     _, as_svd = run_state(algo, case, models=models)
     _, as_mean = run_state(algo, case, policy=f"{SVD}=mean", models=models)
     assert torch.equal(as_svd[SVD], as_mean[SVD])

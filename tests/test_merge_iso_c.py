@@ -1,4 +1,4 @@
-"""iso-c: flatten the spectrum of the summed task vectors to its mean singular value (ALGORITHMS.md 6.1).
+"""iso-c: flatten the spectrum of the summed task vectors to its mean singular value (docs/algorithms.md section 6.1).
 
 Hand cases use H = (1/3) [[1, 2, 2], [2, 1, -2], [2, -2, 1]], an orthogonal matrix with rational entries:
 tau = H diag(s) has the SVD U = H, sigma = s (sorted), V = I.

@@ -1,4 +1,4 @@
-"""iso-cts: common subspace of the sum plus each task's residual directions, flattened (ALGORITHMS.md 6.2).
+"""iso-cts: common subspace of the sum plus each task's residual directions, flattened (docs/algorithms.md section 6.2).
 
 Hand cases use the 4 x 4 Hadamard matrix Hd = (1/2) [[1, 1, 1, 1], [1, 1, -1, -1], [1, -1, 1, -1], [1, -1, -1, 1]]
 (orthogonal, exact in binary) with columns h_1..h_4: Hd diag(s) = sum_i s_i h_i e_i^T.

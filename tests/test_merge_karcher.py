@@ -1,4 +1,4 @@
-"""karcher: the Karcher (Frechet) mean of the weights on the unit sphere (ALGORITHMS.md 4.3).
+"""karcher: the Karcher (Frechet) mean of the weights on the unit sphere (docs/algorithms.md section 4.3).
 
 On a circle the Riemannian gradient step is exact: from mu at angle theta_0, g is sum_i alpha_i (theta_i -
 theta_0) along the tangent, and the exponential map lands on sum_i alpha_i theta_i. So 2-D inputs have

@@ -1,4 +1,4 @@
-"""model-stock: interpolate between the base and the average by the mean pairwise cosine (ALGORITHMS.md 4.2)."""
+"""model-stock: interpolate between the base and the average by the mean pairwise cosine (docs/algorithms.md section 4.2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""multislerp: barycentric SLERP, the closed form x* = (sum w_i n_i) normalise(sum w_i x_i / n_i) (ALGORITHMS.md 4.4)."""
+"""multislerp: barycentric SLERP, the closed form x* = (sum w_i n_i) normalise(sum w_i x_i / n_i) (docs/algorithms.md section 4.4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""pcb: PCB-Merging, clip, intra- and inter-balance, drop, weighted average (ALGORITHMS.md 5.4)."""
+"""pcb: PCB-Merging, clip, intra- and inter-balance, drop, weighted average (docs/algorithms.md section 5.4)."""
 
 from __future__ import annotations
 

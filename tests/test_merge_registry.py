@@ -89,7 +89,7 @@ def test_lambda_is_declared_not_taken(scratch: list[str]) -> None:
     ({"space": "tau", "returns": "matrix", "lam": Lam(1.0)}, "subspace"),
     ({"space": "subspace", "returns": "rule", "lam": Lam(1.0)}, "subspace"),
     ({"space": "tau", "returns": "rule"}, "lam"),
-    ({"space": "weights", "returns": "rule", "lam": Lam(1.0)}, "lam"),
+    ({"space": "params", "returns": "rule", "lam": Lam(1.0)}, "lam"),
     ({"space": "pixels", "returns": "rule"}, "space"),
     ({"space": "tau", "returns": "tensor", "lam": Lam(1.0)}, "returns"),
 ])
@@ -115,10 +115,10 @@ def test_declared_svd_counts() -> None:
 
 
 def test_every_algorithm_declares_a_consistent_kind() -> None:
-    import inspect as pyinspect
+    import inspect
 
     for name in registry.names():
         a = REGISTRY[name]
-        assert (a.returns == "stats") == pyinspect.isgeneratorfunction(a.fn), name
-        assert a.has_lam == (a.space != "weights"), name
+        assert (a.returns == "stats") == inspect.isgeneratorfunction(a.fn), name
+        assert a.has_lam == (a.space != "params"), name
         assert "lam" not in a.own and "mean_scale" not in a.own, name

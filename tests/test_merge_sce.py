@@ -1,4 +1,4 @@
-"""sce: select by variance, calculate energy weights, erase minority signs (ALGORITHMS.md 5.5)."""
+"""sce: select by variance, calculate energy weights, erase minority signs (docs/algorithms.md section 5.5)."""
 
 from __future__ import annotations
 

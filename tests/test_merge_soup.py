@@ -1,4 +1,4 @@
-"""soup: weighted average of the fine-tuned weights (ALGORITHMS.md 4.1)."""
+"""soup: weighted average of the fine-tuned weights (docs/algorithms.md section 4.1)."""
 
 from __future__ import annotations
 

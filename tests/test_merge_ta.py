@@ -1,4 +1,4 @@
-"""ta: Task Arithmetic, W* = W_0 + lam sum_t w_t tau_t (ALGORITHMS.md 5.1)."""
+"""ta: Task Arithmetic, W* = W_0 + lam sum_t w_t tau_t (docs/algorithms.md section 5.1)."""
 
 from __future__ import annotations
 

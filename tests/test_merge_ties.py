@@ -1,4 +1,4 @@
-"""ties: trim, elect sign, disjoint merge (ALGORITHMS.md 5.2) and the TIES invariants of section 7.10."""
+"""ties: trim, elect sign, disjoint merge (docs/algorithms.md section 5.2) and the TIES invariants of section 7.10."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""tsvm: truncate each task's SVD, concatenate, orthogonalise, recombine (ALGORITHMS.md 6.3).
+"""tsvm: truncate each task's SVD, concatenate, orthogonalise, recombine (docs/algorithms.md section 6.3).
 
 4 x 4 hand cases: Hd is the Hadamard matrix (columns h_i), e_i the unit vectors. For overlapping tasks
 u = (24/25, 7/25, 0, 0) makes cos(e_1, u) = c = 24/25 with 1 + c = (7/5)^2 and 1 - c = (1/5)^2, so

@@ -1,4 +1,4 @@
-"""Conformance with the public implementations: mergekit 0.1.5 and FusionBench 0.2.33 (ALGORITHMS.md "Reference").
+"""Conformance with the public implementations: mergekit 0.1.5 and FusionBench 0.2.33 (docs/algorithms.md "Reference").
 
 Each peer runs in its own venv under ``.cache/peers/`` (created on first use, see ``tests/peers/env.py``),
 driven on the same safetensors files as asrmerge. All mergekit jobs run in one child process and all
@@ -275,7 +275,7 @@ def test_measure_kills_a_command_past_its_timeout(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("case", list(MK_CASES))
 def test_mergekit_parity(case: str, sets: dict[str, InputSet], mk: Results) -> None:
-    """ALGORITHMS.md 4.1-4.4, 5.1-5.3, 5.5: <= 1e-6 relative in fp32 with the mapped parameters."""
+    """docs/algorithms.md section 4.1-4.4, 5.1-5.3, 5.5: <= 1e-6 relative in fp32 with the mapped parameters."""
     s, _, _, weights, use_base, algo, params = MK_CASES[case]
     inp = sets[s]
     peer = mk[case]
@@ -313,7 +313,7 @@ def test_model_stock_default_needs_nonnegative_cosines(sets: dict[str, InputSet]
 
 @pytest.mark.parametrize("case", list(FB_CASES))
 def test_fusion_bench_parity(case: str, sets: dict[str, InputSet], fb: Results) -> None:
-    """ALGORITHMS.md 6.1-6.3 (full-rank inputs, p = 1/T, orth=svd) and 5.2 (whole-model TIES, k_rule=ref)."""
+    """docs/algorithms.md section 6.1-6.3 (full-rank inputs, p = 1/T, orth=svd) and 5.2 (whole-model TIES, k_rule=ref)."""
     s, _, _, algo, params, weights, tol = FB_CASES[case]
     inp = sets[s]
     peer = fb[case]

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from asrmerge.asr.wer import Counts, Fields, Item, excluded, group_of
+from asrmerge.asr.scoring import Counts, Fields, Item, excluded, group_of
 from asrmerge.errors import InputError
 
 ALPHA = 0.05
@@ -136,7 +136,7 @@ def compare(pairs: list[tuple[Item, Item]], fields: Fields, labels: tuple[str, s
     and counted under ``excluded``.
 
     Args:
-        pairs: from :func:`pair`, with items scored (:func:`asrmerge.asr.wer.score`).
+        pairs: from :func:`pair`, with items scored (:func:`asrmerge.asr.scoring.score`).
         fields: as read.
         labels: names of A and B (their files).
         by: a record field (A's) to compare per group too.

@@ -88,7 +88,7 @@ def fail(cmd: str, err: AsrmergeError) -> typer.Exit:
     return typer.Exit(err.exit_code)
 
 
-def run(cmd: str, debug: bool, fn: Callable[[], T]) -> T:
+def call(cmd: str, debug: bool, fn: Callable[[], T]) -> T:
     """Call library code, mapping its errors to one-line messages and exit codes."""
     try:
         return fn()

@@ -11,7 +11,7 @@ import typer
 from asrmerge.cli import common
 
 if TYPE_CHECKING:
-    from asrmerge.convert import Converted
+    from asrmerge.conversion import Converted
 
 HELP = """Convert Whisper checkpoints: CTranslate2 (faster-whisper) and openai-whisper .pt to a Hugging Face
 folder that transformers loads directly, and Hugging Face to openai-whisper .pt.
@@ -50,7 +50,7 @@ def convert(
     quiet: common.Quiet = False,
     debug: common.Debug = False,
 ) -> None:
-    from asrmerge.convert import convert as run_convert
+    from asrmerge.conversion import convert as run_convert
 
     def job() -> Converted:
         from asrmerge.io.writer import check_destination
@@ -63,7 +63,7 @@ def convert(
                                config_dir=config, parts=list(part or []), command=common.command_line(), progress=p,
                                force=force)
 
-    done = common.run("convert", debug, job)
+    done = common.call("convert", debug, job)
     if done.no_tokenizer and not quiet:
         common.warn("convert", f"{output} has no tokenizer files ({src} carries none), so transformers cannot decode "
                     "with it: convert again with --config DIR, a Hugging Face folder of the same Whisper size")

@@ -93,7 +93,7 @@ def merge(
     from asrmerge.errors import UsageError
 
     if list_:
-        common.run("merge", debug, lambda: _list(json_out))
+        common.call("merge", debug, lambda: _list(json_out))
         return
 
     def job() -> None:
@@ -123,7 +123,7 @@ def merge(
                 _print_dry_run(plan_dry_run(plan), json_out, verbose)
                 return
             with common.progress(quiet) as p:
-                engine.run(plan, progress=p, warn=lambda m: common.warn("merge", m) if not quiet else None)
+                engine.execute(plan, progress=p, warn=lambda m: common.warn("merge", m) if not quiet else None)
         finally:
             plan.close()
         for o in plan.outputs:
@@ -134,7 +134,7 @@ def merge(
 
             common.console().print(f"cuda_peak_bytes={torch.cuda.max_memory_allocated()}", markup=False)
 
-    common.run("merge", debug, job)
+    common.call("merge", debug, job)
 
 
 def _weights(text: str | None) -> list[float] | None:

@@ -85,7 +85,7 @@ def svd_inspect(
     def job() -> None:
         _check(rank_frac, beta, sti_k, collapse_threshold, summary, json_out, dtype, base)
         if plot is not None:
-            from asrmerge.inspect.plot import check_path, require_matplotlib
+            from asrmerge.diagnostics.plot import check_path, require_matplotlib
 
             check_path(plot)
             require_matplotlib()
@@ -93,7 +93,7 @@ def svd_inspect(
                  collapse_threshold, not no_pairs, summary, json_out, plot, device.value, compute_dtype, dtype, quiet,
                  tau=tau)
 
-    common.run("svd-inspect", debug, job)
+    common.call("svd-inspect", debug, job)
     if plot is not None:
         common.note(f"wrote {plot}", quiet)
 
@@ -123,12 +123,12 @@ def _inspect(inputs: list[str], base: str | None, merged: str | None, include: l
              plot: str | None, device: str, compute_dtype: common.ComputeDtype, dtype: common.Dtype | None,
              quiet: bool, *, tau: bool = False) -> None:
     """Open the inputs, stream the inspection, and write records, the summary and the picture."""
+    from asrmerge.diagnostics.inspection import Settings, inspect_tensors, resolve_device
+    from asrmerge.diagnostics.layers import select
+    from asrmerge.diagnostics.plot import PlotData, draw
+    from asrmerge.diagnostics.report import Summary
+    from asrmerge.diagnostics.sources import Sources
     from asrmerge.errors import UsageError
-    from asrmerge.inspect.engine import Settings, inspect, resolve_device
-    from asrmerge.inspect.layers import select
-    from asrmerge.inspect.plot import PlotData, draw
-    from asrmerge.inspect.report import Summary
-    from asrmerge.inspect.sources import Sources
     from asrmerge.io import jsonl
 
     settings = Settings(rank_frac=rank_frac, beta=beta, sti_k=sti_k, sti_norm=sti_norm, collapse_threshold=threshold,
@@ -146,7 +146,7 @@ def _inspect(inputs: list[str], base: str | None, merged: str | None, include: l
         table = Summary(src.labels, merged_label) if summary else None
         picture = PlotData(src.labels, merged_label, threshold) if plot else None
         with common.progress(quiet) as progress:
-            for result in inspect(src, names, settings, progress):
+            for result in inspect_tensors(src, names, settings, progress):
                 if table is None:
                     for record in result.records:
                         jsonl.write_record(record)
@@ -172,7 +172,7 @@ def _print_summary(s: dict[str, Any]) -> None:
     from rich import box
     from rich.console import Console
 
-    from asrmerge.inspect.report import left_out_note, short_labels
+    from asrmerge.diagnostics.report import left_out_note, short_labels
 
     out = Console()
     merged = f", merged {s['merged']}" if s["merged"] is not None else ""

@@ -85,7 +85,7 @@ def taskvec(
         if mode == "stats":
             _stats(inputs[0], base, jsonl, tau)
             return
-        from asrmerge import taskvec as tv
+        from asrmerge import taskvectors as tv
         from asrmerge.io.writer import check_destination
 
         shards = common.size(shard_size)
@@ -106,7 +106,7 @@ def taskvec(
                                 compute=common.compute(compute_dtype), shard_size=shards,
                                 command=common.command_line(), progress=p, tau=tau, force=force)
 
-    common.run("taskvec", debug, job)
+    common.call("taskvec", debug, job)
     if output != "-" and mode != "stats":
         common.note(f"wrote {output}", quiet)
 
@@ -114,7 +114,7 @@ def taskvec(
 def _stats(tv_spec: str, base_spec: str | None, jsonl: bool, tau: bool) -> None:
     from contextlib import ExitStack
 
-    from asrmerge import taskvec as tv
+    from asrmerge import taskvectors as tv
     from asrmerge.io import jsonl as jl
     from asrmerge.io.checkpoint import open_checkpoint
 

@@ -71,10 +71,10 @@ def transcribe(
     debug: common.Debug = False,
 ) -> None:
     def job() -> tuple[int, int]:
+        from asrmerge.asr import decoding as tr
         from asrmerge.asr import manifest as mf
         from asrmerge.asr import model as md
         from asrmerge.asr import runaway
-        from asrmerge.asr import transcribe as tr
         from asrmerge.errors import InputError, UsageError
         from asrmerge.io import writer as wr
         from asrmerge.io.jsonl import write_record
@@ -151,7 +151,7 @@ def transcribe(
                     f"{stats.rate:.2f} utt/s, RTF {stats.rtf:.3f} on {dev} ({w.dtype})".replace("torch.", ""), quiet)
         return stats.failed, len(todo)
 
-    failed, total = common.run("transcribe", debug, job)
+    failed, total = common.call("transcribe", debug, job)
     if failed:
         common.console().print(f"asrmerge transcribe: error: {failed} of {common.plural(total, 'utterance')} failed; their records "
                                "have an \"error\" field and no \"hyp\"", markup=False, style="red", soft_wrap=True)

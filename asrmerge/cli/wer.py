@@ -55,7 +55,7 @@ def wer(
     debug: common.Debug = False,
 ) -> None:
     def job() -> None:
-        from asrmerge.asr import wer as w
+        from asrmerge.asr import scoring as w
         from asrmerge.errors import UsageError
         from asrmerge.io.jsonl import write_record
 
@@ -105,11 +105,11 @@ def wer(
         else:
             write_record(doc)
 
-    common.run("wer", debug, job)
+    common.call("wer", debug, job)
 
 
 def _warn_excluded(counts: dict[str, int], label: str, fields: Any, quiet: bool) -> None:
-    from asrmerge.asr.wer import describe
+    from asrmerge.asr.scoring import describe
 
     total = sum(counts.values())
     if total and not quiet:

@@ -1,7 +1,7 @@
 """Exact order statistics, in memory or streamed over chunks with bounded memory.
 
 ``kth_largest(x, k)`` is the k-th largest value of ``x`` counting repeats (the top-k threshold t_k of
-ALGORITHMS.md section 1). Over a stream too large to hold, :class:`RadixSelect` finds the same value
+docs/algorithms.md section 1). Over a stream too large to hold, :class:`RadixSelect` finds the same value
 exactly by radix selection on order-preserving integer keys of the floats: each pass histograms one
 16-bit digit of the elements that share the digits already fixed, so fp32 needs two passes and fp64 four,
 with 65536 counters of memory whatever the stream's length.

@@ -1,4 +1,4 @@
-"""Device-agnostic linear algebra for the subspace algorithms (ALGORITHMS.md sections 1 and 3).
+"""Device-agnostic linear algebra for the subspace algorithms (docs/algorithms.md sections 1 and 3).
 
 Thin SVD with one retry, numerical rank, the polar factor (partial isometry), and Newton-Schulz
 orthogonalisation. Everything runs on the device and in the dtype of its input; wide matrices are

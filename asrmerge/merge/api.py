@@ -62,7 +62,7 @@ def merge(algo: str, inputs: list[dict[str, Tensor]], *, base: dict[str, Tensor]
     plan = make_plan(spec, opened=(base_ck, sources))
     sinks = [_Collect() for _ in plan.outputs]
     try:
-        engine.run(plan, sinks=sinks)
+        engine.execute(plan, sinks=sinks)
     finally:
         plan.close()
     if len(sinks) == 1:

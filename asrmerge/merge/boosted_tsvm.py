@@ -1,6 +1,6 @@
 """BoostedTSV-M: TSV-M with per-task singular-value boosting and Newton-Schulz orthogonalisation.
 
-Carvalho et al. 2026, arXiv:2603.05354 (ALGORITHMS.md 6.4). The boost clamps each task's kept singular
+Carvalho et al. 2026, arXiv:2603.05354 (docs/algorithms.md section 6.4). The boost clamps each task's kept singular
 values from below at sigma_{j*}, where j* is the first index whose cumulative energy fraction reaches beta
 (the rule of Subspace Boosting, Skorobogat et al. 2025, arXiv:2506.16506, applied per task before the
 concatenation). With beta = 1 it is exactly tsvm with the same orthogonalisation.
@@ -16,7 +16,7 @@ from asrmerge.merge.tsvm import NS_COEFFS, ORTHS, one_over_t, svd_count, tsv_mer
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from asrmerge.merge.tasks import Tasks
+    from asrmerge.merge.operands import Operands
 
 
 def boost(sigma: Tensor, full: Tensor, beta: float, energy: str = "sigma", scope: str = "kept") -> Tensor:
@@ -62,7 +62,7 @@ def boost_batch(sk: Tensor, full: Tensor, keep: Tensor, beta: float, energy: str
     return torch.where(skip.unsqueeze(-1), sk, lifted)
 
 
-def _boosted_batched(batch: list[Tasks], *, beta: float = 0.3, rank_frac: float | None = None, orth: str = "ns",
+def _boosted_batched(batch: list[Operands], *, beta: float = 0.3, rank_frac: float | None = None, orth: str = "ns",
                      ns_steps: int = 5, ns_coeffs: str = "muon", boost_energy: str = "sigma",
                      boost_scope: str = "kept") -> list[Tensor] | None:
     """boosted-tsvm over same-shape matrices at once; ``None`` for orth=eigh (per-matrix only)."""
@@ -80,7 +80,7 @@ def _boosted_batched(batch: list[Tasks], *, beta: float = 0.3, rank_frac: float 
            paper="Carvalho et al. 2026, Model merging for multi-domain ASR, arXiv:2603.05354",
            lam=Lam(1.0, source="ours"), svds=svd_count, batched=_boosted_batched,
            identity={"beta": 1.0, "orth": "svd", "rank_frac": 1.0, "lam": 1.0})
-def boosted_tsvm(tasks: Tasks, *,
+def boosted_tsvm(tasks: Operands, *,
                  beta: Annotated[float, P("(0,1]", "energy fraction beta: values from index j* on are lifted to sigma_{j*} (smaller boosts more)", source="the paper")] = 0.3,
                  rank_frac: Annotated[float | None, P("(0,1]", "fraction p of each task's rank kept", default="1/T", source="ours", resolve=one_over_t)] = None,
                  orth: Annotated[str, P(ORTHS, "orthogonalisation of the concatenated singular vectors", source="the paper: ns")] = "ns",

@@ -23,9 +23,9 @@ import torch
 from asrmerge.errors import AsrmergeError
 from asrmerge.io.tensors import all_finite, torch_dtype
 from asrmerge.io.writer import CheckpointWriter
+from asrmerge.merge.operands import Draws, Operands, working_set
 from asrmerge.merge.policy import MATRIX_CLASSES
 from asrmerge.merge.stream import Accumulator, Rule
-from asrmerge.merge.tasks import Draws, Tasks, working_set
 from asrmerge.progress import NoProgress, Progress
 
 if TYPE_CHECKING:
@@ -84,7 +84,7 @@ def _pieces(plan: Plan, name: str, cls: str, combo: dict[str, Any], memo: dict[A
     (W* itself). Dispatch on what the algorithm declared it returns (``registry.algorithm``).
     """
     algo = plan.algo
-    kind = "weights" if algo.space == "weights" else "update"
+    kind = "model" if algo.space == "params" else "update"
     if algo.space == "subspace":
         if cls in MATRIX_CLASSES:
             return _matrix_pieces(plan, name, cls, combo, memo), kind
@@ -93,7 +93,7 @@ def _pieces(plan: Plan, name: str, cls: str, combo: dict[str, Any], memo: dict[A
     if model_rule is not None:
         return _stream_rule(plan, name, cls, model_rule), kind
     info = plan.inputs.reference.infos[name]
-    tasks = Tasks(plan.inputs, name, cls, memo=memo, cache=_fits(plan, info.shape))
+    tasks = Operands(plan.inputs, name, cls, memo=memo, cache=_fits(plan, info.shape))
     if algo.returns == "rule":
         rule = algo.call(tasks, combo)
     else:
@@ -101,7 +101,7 @@ def _pieces(plan: Plan, name: str, cls: str, combo: dict[str, Any], memo: dict[A
     return _rule_pieces(plan, name, cls, tasks, rule), kind
 
 
-def class_mean(c: Tasks) -> Tensor:
+def class_mean(c: Operands) -> Tensor:
     """tau* of a class-mean tensor under a subspace algorithm: (1/T) sum_t w_t tau_t (docs/algorithms.md section 2)."""
     return (c.weight_tensor() * c.taus()).sum(0) / c.T
 
@@ -110,13 +110,13 @@ def _matrix_pieces(plan: Plan, name: str, cls: str, combo: dict[str, Any], memo:
     """A ``matrix`` algorithm's tau* of one whole matrix (class svd, or svd-flat reshaped)."""
     inputs = plan.inputs
     shape = inputs.reference.infos[name].shape
-    tasks = Tasks(inputs, name, cls, memo=memo, matrix=cls == "svd-flat", cache=_fits(plan, shape))
+    tasks = Operands(inputs, name, cls, memo=memo, matrix=cls == "svd-flat", cache=_fits(plan, shape))
     value = plan.algo.call(tasks, combo).reshape(shape)
     yield None, value, tasks.base().reshape(shape) if inputs.base is not None else None
     tasks.release()
 
 
-def _rule_from_stats(plan: Plan, name: str, cls: str, tasks: Tasks, combo: dict[str, Any],
+def _rule_from_stats(plan: Plan, name: str, cls: str, tasks: Operands, combo: dict[str, Any],
                      memo: dict[Any, Any]) -> Rule:
     """Run a ``stats`` algorithm: answer its statistic requests over the tensor (in memory, or in streaming passes
     over row chunks when it does not fit), and return the rule it gives back."""
@@ -137,13 +137,13 @@ def _rule_from_stats(plan: Plan, name: str, cls: str, tasks: Tasks, combo: dict[
     def feeds_streamed(accs: list[Accumulator]) -> None:
         draws = Draws(name)
         for rows in _chunks(plan, name, step):
-            c = Tasks(inputs, name, cls, rows=rows, draws=draws, memo=memo, cache=True)
+            c = Operands(inputs, name, cls, rows=rows, draws=draws, memo=memo, cache=True)
             for a in accs:
                 a.feed(c)
     return _run_requests(gen, feeds_streamed, first, inputs.dtype, streamed=True)
 
 
-def _rule_pieces(plan: Plan, name: str, cls: str, tasks: Tasks, rule: Rule) -> Iterator[Piece]:
+def _rule_pieces(plan: Plan, name: str, cls: str, tasks: Operands, rule: Rule) -> Iterator[Piece]:
     """``rule`` over the whole tensor (reusing ``tasks``' cache when it fits), else over its chunks."""
     if not tasks.cache:
         yield from _stream_rule(plan, name, cls, rule)
@@ -156,17 +156,17 @@ def _stream_rule(plan: Plan, name: str, cls: str, rule: Rule) -> Iterator[Piece]
     inputs = plan.inputs
     shape = inputs.reference.infos[name].shape
     if _fits(plan, shape):
-        c = Tasks(inputs, name, cls)
+        c = Operands(inputs, name, cls)
         yield None, rule(c), c.base() if inputs.base is not None else None
         return
     draws = Draws(name)
     for rows in _chunks(plan, name, chunk_rows(plan, shape)):
-        c = Tasks(inputs, name, cls, rows=rows, draws=draws, cache=True)
+        c = Operands(inputs, name, cls, rows=rows, draws=draws, cache=True)
         yield rows, rule(c), c.base() if inputs.base is not None else None
 
 
 def _finalize(value: Tensor, base: Tensor | None, kind: str, lam: float | None, scale: float) -> Tensor:
-    if kind == "weights":
+    if kind == "model":
         return value if scale == 1.0 or base is None else torch.add(base, value - base, alpha=scale)
     factor = scale * (1.0 if kind == "update-fixed" or lam is None else lam)
     assert base is not None
@@ -196,7 +196,7 @@ def merge_tensor(plan: Plan, name: str, model_rules: dict[tuple[int, str], Any],
         if batched is not None and (ci, name) in batched:
             kind = "update"
             pieces: Iterator[Piece] = iter([(None, batched[(ci, name)].reshape(info.shape),
-                                             Tasks(inputs, name, cls).base())])
+                                             Operands(inputs, name, cls).base())])
         else:
             pieces, kind = _pieces(plan, name, cls, combo, memo, model_rules.get((ci, name)))
         for rows, value, base in pieces:
@@ -227,7 +227,7 @@ def model_scope_rules(plan: Plan) -> dict[tuple[int, str], Any]:
     for ci, combo in enumerate(plan.combos):
         if combo.get("scope") != "model" or plan.algo.returns != "stats":
             continue
-        gens = {n: plan.algo.call(Tasks(inputs, n, plan.classes[n], scope_numel=total, cache=False), combo)
+        gens = {n: plan.algo.call(Operands(inputs, n, plan.classes[n], scope_numel=total, cache=False), combo)
                 for n in names}
         pending = {}
         for n, g in gens.items():
@@ -248,7 +248,7 @@ def model_scope_rules(plan: Plan) -> dict[tuple[int, str], Any]:
                 for n, reqs in pending.items():
                     draws = Draws(n)
                     for rows in _chunks(plan, n, chunk_rows(plan, inputs.reference.infos[n].shape)):
-                        c = Tasks(inputs, n, plan.classes[n], rows=rows, draws=draws, cache=True, scope_numel=total)
+                        c = Operands(inputs, n, plan.classes[n], rows=rows, draws=draws, cache=True, scope_numel=total)
                         for j, r in enumerate(reqs):
                             acc = shared[j] or own[n][j]
                             assert acc is not None
@@ -273,7 +273,7 @@ class Sink(Protocol):
     def write(self, name: str, tensor: Tensor) -> None: ...
 
 
-def run(plan: Plan, *, progress: Progress | None = None, warn: Warn | None = None,
+def execute(plan: Plan, *, progress: Progress | None = None, warn: Warn | None = None,
         sinks: Sequence[Sink] | None = None) -> None:
     """Execute ``plan``: write every output, atomically (all of them, or none on failure).
 
@@ -381,7 +381,7 @@ def _batched(plan: Plan, names: list[str], model_rules: dict[tuple[int, str], An
         if unit is not None and len(unit) > 1:
             values: dict[tuple[int, str], Tensor] = {}
             for ci, combo in enumerate(plan.combos):
-                tasks = [Tasks(plan.inputs, n, "svd") for n in unit]
+                tasks = [Operands(plan.inputs, n, "svd") for n in unit]
                 out = plan.algo.call_batched(tasks, combo)
                 if out is not None:
                     values.update({(ci, n): v for n, v in zip(unit, out, strict=True)})
@@ -396,7 +396,7 @@ def _warn_frozen_positions(plan: Plan, warn: Warn) -> None:
     name = "model.encoder.embed_positions.weight"
     if name not in plan.classes:
         return
-    tasks = Tasks(plan.inputs, name, plan.classes[name], cache=False)
+    tasks = Operands(plan.inputs, name, plan.classes[name], cache=False)
     for t in range(tasks.T):
         if bool(tasks.tau(t).any()):
             warn(f"{plan.inputs.sources[t].label}: {name} differs from the base (Whisper's encoder positions are a "

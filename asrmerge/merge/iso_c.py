@@ -1,4 +1,4 @@
-"""Iso-C: isotropic merging in common subspace. Marczak et al. 2025, arXiv:2502.04959 (ALGORITHMS.md 6.1)."""
+"""Iso-C: isotropic merging in common subspace. Marczak et al. 2025, arXiv:2502.04959 (docs/algorithms.md section 6.1)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from asrmerge.merge.registry import Lam, P, algorithm
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from asrmerge.merge.tasks import Tasks
+    from asrmerge.merge.operands import Operands
 
 RANK_MODES = ("numerical", "full")
 
 
-def _iso_c_batched(batch: list[Tasks], *, rank_mode: str = "numerical") -> list[Tensor]:
+def _iso_c_batched(batch: list[Operands], *, rank_mode: str = "numerical") -> list[Tensor]:
     """iso-c over same-shape matrices at once: one batched SVD of the summed task vectors."""
     import torch
 
@@ -34,7 +34,7 @@ def _iso_c_batched(batch: list[Tasks], *, rank_mode: str = "numerical") -> list[
            paper="Marczak et al. 2025, No task left behind (Iso-C), arXiv:2502.04959",
            lam=Lam(1.0, "scaling factor lambda (the Iso code tunes it over (0, 3])", source="FusionBench"),
            svds=lambda T, params: 1, batched=_iso_c_batched)
-def iso_c(tasks: Tasks, *,
+def iso_c(tasks: Operands, *,
           rank_mode: Annotated[str, P(RANK_MODES, "average the numerically nonzero singular values (ours), or all (the reference)")] = "numerical") -> Tensor:
     """Iso-C: flatten the spectrum of the summed task vectors to its mean singular value."""
     from asrmerge.linalg.svd import numerical_rank, svd

@@ -11,7 +11,7 @@ from asrmerge.merge.registry import Lam, P, algorithm
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from asrmerge.merge.tasks import Tasks
+    from asrmerge.merge.operands import Operands
 
 ORTHS = ("svd", "ns")
 
@@ -32,7 +32,7 @@ def svd_count(T: int, params: dict[str, Any]) -> int:
 
 @algorithm("iso-cts", space="subspace", returns="matrix",
            paper="Marczak et al. 2025, No task left behind (Iso-CTS), arXiv:2502.04959", lam=Lam(1.0), svds=svd_count)
-def iso_cts(tasks: Tasks, *,
+def iso_cts(tasks: Operands, *,
             common_frac: Annotated[float, P("[0,1]", "fraction of the rank given to the common subspace")] = 0.8,
             orth: Annotated[str, P(ORTHS, "orthogonalise by polar factor (the reference) or Newton-Schulz")] = "svd",
             ns_steps: Annotated[int, P("[1,100]", "Newton-Schulz iterations (orth=ns)")] = 5,

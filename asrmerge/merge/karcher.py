@@ -1,4 +1,4 @@
-"""Karcher (Frechet) mean on the unit sphere (ALGORITHMS.md 4.3); mergekit merge_methods/karcher.py.
+"""Karcher (Frechet) mean on the unit sphere (docs/algorithms.md section 4.3); mergekit merge_methods/karcher.py.
 
 Every iterate is a combination of the unit inputs u_i, so the iteration runs on their T x T Gram matrix:
 one streaming pass for the Gram matrix, then the mean is written element-wise as sum_i c_i W_i.
@@ -15,11 +15,11 @@ from asrmerge.merge.registry import P, algorithm
 if TYPE_CHECKING:
     from torch import Tensor
 
+    from asrmerge.merge.operands import Operands
     from asrmerge.merge.stream import Rule
-    from asrmerge.merge.tasks import Tasks
 
 
-def thetas_gram(c: Tasks) -> Tensor:
+def thetas_gram(c: Operands) -> Tensor:
     x = c.thetas().reshape(c.T, -1)
     return x @ x.T
 
@@ -66,7 +66,7 @@ def karcher_coefficients(gram: Tensor, weights: list[float], max_iter: int, tol:
             break
         mu = math.cos(gn) * mu + math.sin(gn) * g / gn
         mu = mu / norm(mu)
-    # The scale sums over every input (ALGORITHMS.md 4.3): an input with 0 < n_i <= tol is left out of the
+    # The scale sums over every input (docs/algorithms.md section 4.3): an input with 0 < n_i <= tol is left out of the
     # direction but still adds a_i n_i; only zero-norm inputs add nothing.
     scale = sum(weights[i] * float(n[i]) for i in range(T)) / total_w
     coef = [0.0] * T
@@ -75,9 +75,9 @@ def karcher_coefficients(gram: Tensor, weights: list[float], max_iter: int, tol:
     return coef
 
 
-@algorithm("karcher", space="weights", returns="stats", identity={}, paper="Karcher mean on the sphere (mergekit karcher; arXiv:2603.05354)",
+@algorithm("karcher", space="params", returns="stats", identity={}, paper="Karcher mean on the sphere (mergekit karcher; arXiv:2603.05354)",
            needs_base=False)
-def karcher(tasks: Tasks, *,
+def karcher(tasks: Operands, *,
             max_iter: Annotated[int, P("[0,1000]", "Riemannian gradient steps")] = 10,
             tol: Annotated[float, P("(0,1]", "convergence and zero-norm tolerance")] = 1e-5) -> Generator[Any, Any, Rule]:
     """Karcher mean of the weights on the unit sphere, rescaled by their weighted mean norm."""
@@ -88,7 +88,7 @@ def karcher(tasks: Tasks, *,
     (g,) = yield [Total(thetas_gram)]
     coef = karcher_coefficients(g, tasks.weights, max_iter, tol)
 
-    def rule(c: Tasks) -> Tensor:
+    def rule(c: Operands) -> Tensor:
         out = coef[0] * c.theta(0)
         for t in range(1, c.T):
             out = out + coef[t] * c.theta(t)

@@ -1,4 +1,4 @@
-"""Model Stock. Jang et al. 2024, arXiv:2403.19522 (ALGORITHMS.md 4.2), averaged pairwise cosines as mergekit."""
+"""Model Stock. Jang et al. 2024, arXiv:2403.19522 (docs/algorithms.md section 4.2), averaged pairwise cosines as mergekit."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from asrmerge.merge.registry import P, algorithm
 if TYPE_CHECKING:
     from torch import Tensor
 
+    from asrmerge.merge.operands import Operands
     from asrmerge.merge.stream import Rule
-    from asrmerge.merge.tasks import Tasks
 
 
 def eta(gram: Tensor, cos_floor: float) -> Tensor:
@@ -26,8 +26,8 @@ def eta(gram: Tensor, cos_floor: float) -> Tensor:
     return T * q / (1 + (T - 1) * q)
 
 
-@algorithm("model-stock", space="weights", returns="stats", paper="Jang et al. 2024, Model Stock, arXiv:2403.19522", min_tasks=2)
-def model_stock(tasks: Tasks, *,
+@algorithm("model-stock", space="params", returns="stats", paper="Jang et al. 2024, Model Stock, arXiv:2403.19522", min_tasks=2)
+def model_stock(tasks: Operands, *,
                 filter_wise: Annotated[bool, P(None, "one interpolation ratio per row of dim 0 instead of per tensor")] = False,
                 cos_floor: Annotated[float, P("[-1,1]", "lower clamp of the mean cosine q (mergekit: -1)", source="ours")] = 0.0,
                 ) -> Generator[Any, Any, Rule]:
@@ -36,20 +36,20 @@ def model_stock(tasks: Tasks, *,
 
     from asrmerge.merge.stream import Total
 
-    def gram_rows(c: Tasks) -> Tensor:
+    def gram_rows(c: Operands) -> Tensor:
         d = c.taus().reshape(c.T, c.shape[0] if c.shape else 1, -1).transpose(0, 1)  # rows, T, cols
         return d @ d.transpose(1, 2)
 
     row_wise = filter_wise and len(tasks.full_shape) >= 2
     if not row_wise:
-        def gram(c: Tasks) -> Tensor:
+        def gram(c: Operands) -> Tensor:
             d = c.taus().reshape(c.T, -1)
             return d @ d.T
 
         (g,) = yield [Total(gram)]
         e = float(eta(g, cos_floor))
 
-    def rule(c: Tasks) -> Tensor:
+    def rule(c: Operands) -> Tensor:
         mean = c.thetas().mean(0)
         if row_wise:
             r = eta(gram_rows(c).to(torch.float64), cos_floor).to(c.dtype)

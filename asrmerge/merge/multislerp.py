@@ -1,4 +1,4 @@
-"""Multi-SLERP, barycentric SLERP as mergekit merge_methods/multislerp.py (ALGORITHMS.md 4.4).
+"""Multi-SLERP, barycentric SLERP as mergekit merge_methods/multislerp.py (docs/algorithms.md section 4.4).
 
 mergekit's tangent step is identically zero, so the result is the closed form
 x* = (sum w_i n_i) * normalise(sum w_i x_i / n_i): karcher with max_iter = 0, computed from the T x T Gram
@@ -17,21 +17,21 @@ from asrmerge.merge.registry import P, algorithm
 if TYPE_CHECKING:
     from torch import Tensor
 
+    from asrmerge.merge.operands import Operands
     from asrmerge.merge.stream import Rule
-    from asrmerge.merge.tasks import Tasks
 
 EPS = 1e-8
 
 
-@algorithm("multislerp", space="weights", returns="stats", identity={}, paper="Multi-SLERP (mergekit multislerp; arXiv:2603.05354)", needs_base=False)
-def multislerp(tasks: Tasks, *,
+@algorithm("multislerp", space="params", returns="stats", identity={}, paper="Multi-SLERP (mergekit multislerp; arXiv:2603.05354)", needs_base=False)
+def multislerp(tasks: Operands, *,
                use_base: Annotated[bool, P(None, "interpolate task vectors instead of weights, then add W0 back", source="ours")] = False,
                ) -> Generator[Any, Any, Rule]:
     """Multi-SLERP: spherical barycentre of the weights (or task vectors), rescaled by their mean norm."""
     from asrmerge.errors import AsrmergeError
     from asrmerge.merge.stream import Total
 
-    def x(c: Tasks, t: int) -> Tensor:
+    def x(c: Operands, t: int) -> Tensor:
         return c.tau(t) if use_base else c.theta(t)
 
     if tasks.T == 1:
@@ -41,7 +41,7 @@ def multislerp(tasks: Tasks, *,
         raise AsrmergeError("the weights sum to 0", subject="--weights")
     w = [v / total for v in tasks.weights]
 
-    def gram(c: Tasks) -> Tensor:
+    def gram(c: Operands) -> Tensor:
         import torch
 
         s = torch.stack([x(c, t).reshape(-1) for t in range(c.T)])
@@ -67,7 +67,7 @@ def multislerp(tasks: Tasks, *,
         else:
             coef = [mean_norm * ai / math.sqrt(sq) for ai in a]
 
-    def rule(c: Tasks) -> Tensor:
+    def rule(c: Operands) -> Tensor:
         out = coef[0] * x(c, 0)
         for t in range(1, c.T):
             out = out + coef[t] * x(c, t)

@@ -1,4 +1,4 @@
-"""PCB-Merging: parameter competition balancing. Du et al. 2024, arXiv:2410.02396 (ALGORITHMS.md 5.4).
+"""PCB-Merging: parameter competition balancing. Du et al. 2024, arXiv:2410.02396 (docs/algorithms.md section 5.4).
 
 Rows of X are the task vectors in scope (a tensor, or the model with scope=model); sorted() is the
 ascending per-row sort, 0-based. The quantiles are exact order statistics, streamed when needed; the
@@ -17,8 +17,8 @@ from asrmerge.merge.ties import magnitude
 if TYPE_CHECKING:
     from torch import Tensor
 
+    from asrmerge.merge.operands import Operands
     from asrmerge.merge.stream import Rule
-    from asrmerge.merge.tasks import Tasks
 
 
 def _minmax(x: Tensor, lo: float, hi: float) -> Tensor:
@@ -30,7 +30,7 @@ def _minmax(x: Tensor, lo: float, hi: float) -> Tensor:
 
 @algorithm("pcb", space="tau", returns="stats", lam=Lam(1.0, "scaling factor lambda (one for all tasks)"),
            paper="Du et al. 2024, Parameter Competition Balancing, arXiv:2410.02396")
-def pcb(tasks: Tasks, *,
+def pcb(tasks: Operands, *,
         ratio: Annotated[float, P("(0,1]", "fraction r of entries each task keeps after the drop", source="the official default")] = 0.1,
         clip: Annotated[float, P("[0,0.5)", "quantile a clipped from both ends of |tau_t|")] = 1e-4,
         scope: Annotated[str, P(("tensor", "model"), "where the quantiles are taken (the official code: model)")] = "tensor") -> Generator[Any, Any, Rule]:
@@ -50,21 +50,21 @@ def pcb(tasks: Tasks, *,
     lo = [float(bounds[2 * t]) for t in range(T)]
     hi = [float(bounds[2 * t + 1]) for t in range(T)]
 
-    def importance(c: Tasks, t: int) -> Tensor:
+    def importance(c: Operands, t: int) -> Tensor:
         total = c.cached("pcb-sum", lambda: c.taus().sum(0))
         x = c.tau(t)
         a = x.abs().clamp(lo[t], hi[t])
         s = torch.exp(T * _minmax(a, lo[t], hi[t]) ** 2)
         return s * torch.tanh(x * total)
 
-    def of(t: int) -> Callable[[Tasks], Tensor]:
+    def of(t: int) -> Callable[[Operands], Tensor]:
         return lambda c: importance(c, t)
 
     stats = yield [r for t in range(T) for r in (KthLargest(of(t), drop_rank), Extreme(of(t), largest=True))]
     thr = [float(stats[2 * t]) for t in range(T)]
     top = [max(float(stats[2 * t + 1]), thr[t]) for t in range(T)]
 
-    def rule(c: Tasks) -> Tensor:
+    def rule(c: Operands) -> Tensor:
         num = torch.zeros(c.shape, dtype=c.dtype, device=c.device)
         den = torch.zeros_like(num)
         for t in range(T):

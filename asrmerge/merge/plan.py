@@ -23,8 +23,8 @@ from asrmerge.io.metadata import provenance
 from asrmerge.io.tensors import TensorInfo
 from asrmerge.io.writer import check_destination
 from asrmerge.merge import registry
+from asrmerge.merge.operands import Inputs, working_set
 from asrmerge.merge.policy import Policy, group_scale, parse_rules
-from asrmerge.merge.tasks import Inputs, working_set
 
 DEFAULT_BUDGET = 512 << 20  # bytes of working set per tensor before the engine streams it in chunks
 

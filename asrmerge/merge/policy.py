@@ -1,4 +1,4 @@
-"""The per-tensor policy of ALGORITHMS.md section 2: which tensors take the subspace algorithms' matrix path.
+"""The per-tensor policy of docs/algorithms.md section 2: which tensors take the subspace algorithms' matrix path.
 
 Every tensor gets one class:
 

@@ -8,7 +8,7 @@ of :func:`algorithm`. Importing this module, or the algorithm modules, never imp
 from __future__ import annotations
 
 import difflib
-import inspect as pyinspect
+import inspect
 import math
 import types
 import typing
@@ -18,7 +18,7 @@ from typing import Any
 
 from asrmerge.errors import UsageError
 
-SPACES = ("weights", "tau", "subspace")
+SPACES = ("params", "tau", "subspace")
 RETURNS = ("matrix", "rule", "stats")
 # parameters the engine consumes itself: the algorithm function never sees them
 ENGINE_PARAMS = ("lam", "mean_scale")
@@ -201,8 +201,8 @@ MEAN_SCALE = Param("mean_scale", str, "lam", False, ("lam", "1"),
 
 def _params(fn: Callable[..., Any]) -> tuple[Param, ...]:
     out = []
-    for name, p in pyinspect.signature(fn).parameters.items():
-        if p.kind is not pyinspect.Parameter.KEYWORD_ONLY:
+    for name, p in inspect.signature(fn).parameters.items():
+        if p.kind is not inspect.Parameter.KEYWORD_ONLY:
             continue
         if name in ENGINE_PARAMS:
             raise TypeError(f"{fn.__qualname__}: {name} is the engine's; declare lambda with algorithm(lam=Lam(...))")
@@ -211,7 +211,7 @@ def _params(fn: Callable[..., Any]) -> tuple[Param, ...]:
         base = typing.get_args(hint)[0] if hasattr(hint, "__metadata__") else hint
         if typing.get_origin(base) in (typing.Union, types.UnionType):
             base = next(a for a in typing.get_args(base) if a is not type(None))
-        required = p.default is pyinspect.Parameter.empty
+        required = p.default is inspect.Parameter.empty
         if p.default is None and not required and meta.resolve is None:
             raise TypeError(f"{fn.__qualname__}: {name} defaults to None; give P(resolve=...) its run-time value")
         out.append(Param(name, base, None if required else p.default, required, meta.accepts, meta.doc,
@@ -220,7 +220,7 @@ def _params(fn: Callable[..., Any]) -> tuple[Param, ...]:
 
 
 def algorithm(name: str, *, space: str, returns: str, paper: str, lam: Lam | None = None, svds: SvdCount | None = None,
-              min_tasks: int = 1, needs_base: bool = True, aliases: dict[str, dict[str, Any]] | None = None,
+              min_tasks: int = 1, needs_base: bool = True, presets: dict[str, dict[str, Any]] | None = None,
               batched: Callable[..., Any] | None = None,
               identity: dict[str, Any] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn`` as the merge algorithm ``name``. This is the whole algorithm contract.
@@ -230,7 +230,7 @@ def algorithm(name: str, *, space: str, returns: str, paper: str, lam: Lam | Non
     docs/algorithms.md and ``bin/gen-man`` keep the documentation in step (tests check both).
 
     The function: ``fn(tasks, *, param: Annotated[type, P(...)] = default, ...)``. ``tasks`` is a
-    :class:`asrmerge.merge.tasks.Tasks`: one tensor (or a chunk of its rows) across the base and the T
+    :class:`asrmerge.merge.operands.Operands`: one tensor (or a chunk of its rows) across the base and the T
     tasks, read lazily in the compute dtype on the compute device. Its keyword-only parameters are the
     ``-p name=value`` options, typed, range-checked and shown by ``--list``: ``P(accepts, doc)`` gives the
     accepted interval or choices and a doc line; no default means required; a default of ``None`` needs
@@ -239,7 +239,7 @@ def algorithm(name: str, *, space: str, returns: str, paper: str, lam: Lam | Non
 
     Args:
         name: the CLI name (``--algo name``).
-        space: ``weights`` (the output is W* itself: parameter space), ``tau`` (element-wise on task
+        space: ``params`` (the output is W* itself: parameter space), ``tau`` (element-wise on task
             vectors: the output is tau*, and W* = W_0 + lambda tau*) or ``subspace`` (a matrix rule for
             tensors of class ``svd``/``svd-flat``; tensors of class ``mean`` get the weighted mean task
             vector, scaled as ``mean_scale`` says; class ``base`` keeps W_0).
@@ -258,7 +258,7 @@ def algorithm(name: str, *, space: str, returns: str, paper: str, lam: Lam | Non
         svds: decompositions per svd-class matrix, ``svds(T, params)``, for ``--dry-run``'s estimate.
         min_tasks: fewer inputs are a usage error.
         needs_base: whether ``--base`` is required.
-        aliases: further names with some parameters fixed (``{"tsvm-ns": {"orth": "ns"}}``).
+        presets: further names, each with some parameters fixed (``{"tsvm-ns": {"orth": "ns"}}``).
         batched: optional ``batched(list_of_tasks, **params) -> list | None``: the same rule for many
             same-shape matrices at once (``--batch``, GPUs), equal to the per-matrix rule to 1e-5 relative
             (docs/algorithms.md section 3); ``None`` where only the per-matrix rule applies.
@@ -271,13 +271,13 @@ def algorithm(name: str, *, space: str, returns: str, paper: str, lam: Lam | Non
         raise ValueError(f"{name}: returns {returns!r} is not one of {RETURNS}")
     if (returns == "matrix") != (space == "subspace"):
         raise ValueError(f"{name}: subspace algorithms return matrices, the others rules or stats")
-    if (lam is None) != (space == "weights"):
+    if (lam is None) != (space == "params"):
         raise ValueError(f"{name}: task-vector algorithms declare lam=Lam(...); parameter-space ones have none")
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-        if (returns == "stats") != pyinspect.isgeneratorfunction(fn):
+        if (returns == "stats") != inspect.isgeneratorfunction(fn):
             raise TypeError(f"{name}: returns='stats' exactly when the function is a generator")
-        summary = (pyinspect.getdoc(fn) or "").splitlines()[0]
+        summary = (inspect.getdoc(fn) or "").splitlines()[0]
         own = _params(fn)
         params = own
         if lam is not None:
@@ -291,7 +291,7 @@ def algorithm(name: str, *, space: str, returns: str, paper: str, lam: Lam | Non
                              identity if not fixed else None, keys)
 
         REGISTRY[name] = make(name, summary, params, {})
-        for alias, fixed in (aliases or {}).items():
+        for alias, fixed in (presets or {}).items():
             kept = tuple(p for p in params if p.name not in fixed)
             REGISTRY[alias] = make(alias, f"{summary} ({', '.join(f'{k}={v}' for k, v in fixed.items())})", kept,
                                    dict(fixed))

@@ -1,4 +1,4 @@
-"""SCE: select, calculate, erase. FuseChat, Wan et al. 2024, arXiv:2408.07990 (ALGORITHMS.md 5.5); mergekit sce.
+"""SCE: select, calculate, erase. FuseChat, Wan et al. 2024, arXiv:2408.07990 (docs/algorithms.md section 5.5); mergekit sce.
 
 The per-task weights are SCE's own (mean squares of the selected task vectors); ``--weights`` are not used.
 """
@@ -14,20 +14,20 @@ from asrmerge.merge.registry import Lam, P, algorithm
 if TYPE_CHECKING:
     from torch import Tensor
 
+    from asrmerge.merge.operands import Operands
     from asrmerge.merge.stream import Rule
-    from asrmerge.merge.tasks import Tasks
 
 
 @algorithm("sce", space="tau", returns="stats", lam=Lam(1.0, "scaling factor lambda (mergekit has none: 1)"),
            identity={"select_topk": 1.0}, paper="Wan et al. 2024, FuseChat (SCE), arXiv:2408.07990")
-def sce(tasks: Tasks, *,
+def sce(tasks: Operands, *,
         select_topk: Annotated[float, P("(0,1]", "fraction rho_s of entries with the largest variance across tasks kept (1: all)")] = 1.0) -> Generator[Any, Any, Rule]:
     """SCE: keep the entries whose values vary most across tasks, weigh tasks by energy, merge agreeing signs."""
     import torch
 
     from asrmerge.merge.stream import KthLargest, Total
 
-    def variance(c: Tasks) -> Tensor:
+    def variance(c: Operands) -> Tensor:
         return c.cached("sce-var", lambda: c.taus().var(0, unbiased=False))
 
     thr: float | None = None
@@ -38,7 +38,7 @@ def sce(tasks: Tasks, *,
             return lambda c: torch.zeros(c.shape, dtype=c.dtype, device=c.device)
         (thr,) = yield [KthLargest(variance, k)]
 
-    def selected(c: Tasks, t: int) -> Tensor:
+    def selected(c: Operands, t: int) -> Tensor:
         x = c.tau(t)
         return x if thr is None else x * (variance(c) >= thr)
 
@@ -46,7 +46,7 @@ def sce(tasks: Tasks, *,
     total = float(energy.sum())
     w = [float(e) / total for e in energy.tolist()] if total > 0 else [1.0 / tasks.T] * tasks.T
 
-    def rule(c: Tasks) -> Tensor:
+    def rule(c: Operands) -> Tensor:
         xs = [selected(c, t) for t in range(c.T)]
         s = xs[0]
         for x in xs[1:]:

@@ -2,7 +2,7 @@
 
 Element-wise algorithms that need whole-tensor (or whole-model, ``scope=model``) statistics are written
 as generators: they ``yield`` a list of requests and receive the list of results, possibly several times,
-then ``return`` a rule mapping a chunk (:class:`asrmerge.merge.tasks.Tasks`) to its merged values::
+then ``return`` a rule mapping a chunk (:class:`asrmerge.merge.operands.Operands`) to its merged values::
 
     def ties(tasks, *, density):
         k = max(1, int(density * tasks.scope_numel))
@@ -27,10 +27,10 @@ from asrmerge.linalg.select import RadixSelect, kth_largest
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from asrmerge.merge.tasks import Tasks
+    from asrmerge.merge.operands import Operands
 
-ValueFn = Callable[["Tasks"], "Tensor"]
-Rule = Callable[["Tasks"], "Tensor"]
+ValueFn = Callable[["Operands"], "Tensor"]
+Rule = Callable[["Operands"], "Tensor"]
 
 
 @dataclass
@@ -80,7 +80,7 @@ class Accumulator:
         if self._radix is not None:
             self._radix.start_pass()
 
-    def feed(self, chunk: Tasks, fn: ValueFn | None = None) -> None:
+    def feed(self, chunk: Operands, fn: ValueFn | None = None) -> None:
         """Add ``chunk``'s values (``fn`` overrides the request's function: same statistic, another tensor)."""
         v = (fn or self.req.fn)(chunk)
         if self._radix is not None:

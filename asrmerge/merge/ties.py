@@ -1,4 +1,4 @@
-"""TIES-Merging: trim, elect sign, disjoint merge. Yadav et al. 2023, arXiv:2306.01708 (ALGORITHMS.md 5.2)."""
+"""TIES-Merging: trim, elect sign, disjoint merge. Yadav et al. 2023, arXiv:2306.01708 (docs/algorithms.md section 5.2)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from asrmerge.merge.registry import Lam, P, algorithm
 if TYPE_CHECKING:
     from torch import Tensor
 
+    from asrmerge.merge.operands import Operands
     from asrmerge.merge.stream import Rule
-    from asrmerge.merge.tasks import Tasks
 
 AGGS = ("dis-mean", "dis-sum", "dis-max")
 
@@ -23,8 +23,8 @@ def top_k(n: int, density: float, k_rule: str) -> int:
     return min(n, k + 1) if k_rule == "ref" else max(1, k)
 
 
-def trim_thresholds(tasks: Tasks, density: float, k_rule: str,
-                    value: Callable[[Tasks, int], Tensor]) -> Generator[Any, Any, list[float] | None]:
+def trim_thresholds(tasks: Operands, density: float, k_rule: str,
+                    value: Callable[[Operands, int], Tensor]) -> Generator[Any, Any, list[float] | None]:
     """Ask for each task's top-k threshold t_k(|value|) over the scope; ``None`` when nothing is trimmed."""
     from asrmerge.merge.stream import KthLargest
 
@@ -35,7 +35,7 @@ def trim_thresholds(tasks: Tasks, density: float, k_rule: str,
     return [float(x) for x in thr]
 
 
-def magnitude(value: Callable[[Tasks, int], Tensor], t: int) -> Callable[[Tasks], Tensor]:
+def magnitude(value: Callable[[Operands, int], Tensor], t: int) -> Callable[[Operands], Tensor]:
     """|value(chunk, t)| as a one-argument function of the chunk."""
     return lambda c: value(c, t).abs()
 
@@ -72,7 +72,7 @@ def disjoint_merge(xs: list[Tensor], weights: list[float], agg: str) -> Tensor:
 
 @algorithm("ties", space="tau", returns="stats", paper="Yadav et al. 2023, TIES-Merging, arXiv:2306.01708",
            lam=Lam(1.0), identity={"density": 1.0, "lam": 1.0})
-def ties(tasks: Tasks, *,
+def ties(tasks: Operands, *,
          density: Annotated[float, P("(0,1]", "fraction rho of entries each task keeps (top-k by magnitude)")] = 0.2,
          scope: Annotated[str, P(("tensor", "model"), "where the top-k is taken: per tensor (mergekit) or over the whole model (the paper)")] = "tensor",
          agg: Annotated[str, P(AGGS, "disjoint aggregation: mean, sum or max of the agreeing entries")] = "dis-mean",
@@ -80,7 +80,7 @@ def ties(tasks: Tasks, *,
     """TIES-Merging: trim each task to its top-k, elect a sign per entry, average the agreeing entries."""
     thr = yield from trim_thresholds(tasks, density, k_rule, lambda c, t: c.tau(t))
 
-    def rule(c: Tasks) -> Tensor:
+    def rule(c: Operands) -> Tensor:
         xs = [trimmed(c.tau(t), thr[t] if thr else None) for t in range(c.T)]
         return disjoint_merge(xs, c.weights, agg)
 

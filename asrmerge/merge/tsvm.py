@@ -1,4 +1,4 @@
-"""TSV-M: task singular vectors merging. Gargiulo et al. 2025, arXiv:2412.00081 (ALGORITHMS.md 6.3).
+"""TSV-M: task singular vectors merging. Gargiulo et al. 2025, arXiv:2412.00081 (docs/algorithms.md section 6.3).
 
 ``tsvm-ns`` is TSV-M with Newton-Schulz orthogonalisation, the paper's "TSV-M w/ NS". Each task's
 truncated SVD is kept in the tensor's memo, so a sweep over orth, lambda or BoostedTSV-M's beta
@@ -15,12 +15,12 @@ from asrmerge.merge.registry import Lam, P, algorithm
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from asrmerge.merge.tasks import Tasks
+    from asrmerge.merge.operands import Operands
 
 ORTHS = ("svd", "ns", "eigh")
 
 
-def task_svd(tasks: Tasks, t: int) -> tuple[Tensor, Tensor, Tensor, int]:
+def task_svd(tasks: Operands, t: int) -> tuple[Tensor, Tensor, Tensor, int]:
     """(U, sigma, V, rho) of w_t tau_t: the thin SVD and its numerical rank, computed once per tensor."""
     key = ("tsvd", t)
     if key not in tasks.memo:
@@ -33,14 +33,14 @@ def task_svd(tasks: Tasks, t: int) -> tuple[Tensor, Tensor, Tensor, int]:
     return result
 
 
-def truncation(tasks: Tasks, rank_frac: float) -> int:
+def truncation(tasks: Operands, rank_frac: float) -> int:
     """k = max(1, floor(p r))."""
     import math
 
     return max(1, math.floor(rank_frac * min(tasks.shape[0], tasks.shape[1])))
 
 
-def tsv_merge(tasks: Tasks, rank_frac: float, orth: str, ns_steps: int, ns_coeffs: str,
+def tsv_merge(tasks: Operands, rank_frac: float, orth: str, ns_steps: int, ns_coeffs: str,
               boost: object = None) -> Tensor:
     """TSV-M steps 1-4; ``boost(sigma_kept, sigma_full)`` may replace each task's kept singular values."""
     import torch
@@ -71,7 +71,7 @@ def tsv_merge(tasks: Tasks, rank_frac: float, orth: str, ns_steps: int, ns_coeff
     return (u_p * scat) @ v_p.mT
 
 
-def _tsvm_batched(batch: list[Tasks], *, rank_frac: float | None = None, orth: str = "svd", ns_steps: int = 5,
+def _tsvm_batched(batch: list[Operands], *, rank_frac: float | None = None, orth: str = "svd", ns_steps: int = 5,
                   ns_coeffs: str = "muon") -> list[Tensor] | None:
     """tsvm over same-shape matrices at once; ``None`` where only the per-matrix path applies (orth=eigh)."""
     if orth == "eigh":
@@ -91,9 +91,9 @@ def one_over_t(T: int) -> float:
 
 @algorithm("tsvm", space="subspace", returns="matrix", paper="Gargiulo et al. 2025, Task Singular Vectors, arXiv:2412.00081",
            lam=Lam(1.0, "scaling factor lambda (the TSV code tunes it over (0, 3])"), svds=svd_count,
-           aliases={"tsvm-ns": {"orth": "ns"}}, batched=_tsvm_batched,
+           presets={"tsvm-ns": {"orth": "ns"}}, batched=_tsvm_batched,
            identity={"orth": "svd", "rank_frac": 1.0, "lam": 1.0})
-def tsvm(tasks: Tasks, *,
+def tsvm(tasks: Operands, *,
          rank_frac: Annotated[float | None, P("(0,1]", "fraction p of each task's rank kept", default="1/T", resolve=one_over_t)] = None,
          orth: Annotated[str, P(ORTHS, "orthogonalise the concatenated singular vectors: polar factor, Newton-Schulz, or eigh")] = "svd",
          ns_steps: Annotated[int, P("[1,100]", "Newton-Schulz iterations (orth=ns)")] = 5,
@@ -103,7 +103,7 @@ def tsvm(tasks: Tasks, *,
     return tsv_merge(tasks, rank_frac, orth, ns_steps, ns_coeffs)
 
 
-def tsv_merge_batch(batch: list[Tasks], rank_frac: float, orth: str, ns_steps: int, ns_coeffs: str,
+def tsv_merge_batch(batch: list[Operands], rank_frac: float, orth: str, ns_steps: int, ns_coeffs: str,
                     boost: object = None) -> list[Tensor]:
     """TSV-M of same-shape matrices in batched calls (one SVD call per stage, for GPUs).
 
@@ -111,7 +111,7 @@ def tsv_merge_batch(batch: list[Tasks], rank_frac: float, orth: str, ns_steps: i
 
     Dropped triplets (beyond k, or numerically zero) are zero-padded instead of cut, which leaves the polar
     factor and Newton-Schulz unchanged (zero columns map to zero columns), so the result equals the
-    per-matrix one (ALGORITHMS.md section 3: to 1e-5 relative in fp32).
+    per-matrix one (docs/algorithms.md section 3: to 1e-5 relative in fp32).
     """
     import math
 

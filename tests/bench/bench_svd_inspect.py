@@ -53,14 +53,14 @@ def power_law(m: int, n: int, g: torch.Generator, alpha: float = 0.9) -> torch.T
 
 def depth_share(name: str, layers: int) -> float:
     """The shared part's weight: 0.8 in the first layer, falling linearly to 0.2 in the last."""
-    from asrmerge.inspect.layers import layer
+    from asrmerge.diagnostics.layers import layer
 
     d = layer(name) or 0
     return 0.8 - 0.6 * d / max(1, layers - 1)
 
 
 def make_task_vectors(base_dir: Path, work: Path) -> list[Path]:
-    from asrmerge.inspect.layers import select
+    from asrmerge.diagnostics.layers import select
     from asrmerge.io.checkpoint import open_checkpoint
 
     paths = [work / f"tv{t}.safetensors" for t in range(TASKS)]
@@ -71,7 +71,7 @@ def make_task_vectors(base_dir: Path, work: Path) -> list[Path]:
         fp, svd_names = c.fingerprint(), set(select(c.infos.values()))
         layers = 1 + max(int(n.split(".")[3]) for n in svd_names)
     meta = {"asrmerge.kind": "taskvec", "asrmerge.base_fingerprint": fp, "asrmerge.command": "bench_svd_inspect"}
-    from asrmerge.inspect.layers import group
+    from asrmerge.diagnostics.layers import group
 
     def seeded(key: str) -> torch.Generator:
         return torch.Generator().manual_seed(zlib.crc32(key.encode()))
@@ -160,7 +160,7 @@ def main() -> None:
     sample = RESULTS / "svd-inspect-sample.png"
     cmd = ["-m", "asrmerge", "svd-inspect", *tvs, "-q"]
     runs = [
-        ("baseline: a process that imports torch and asrmerge.inspect", ["-c", "import asrmerge.inspect.engine"], None),
+        ("baseline: a process that imports torch and asrmerge.diagnostics", ["-c", "import asrmerge.diagnostics.inspection"], None),
         ("4 task vectors, singular values only (`--no-pairs`)", [*cmd, "--no-pairs"], "values"),
         ("4 task vectors, default (tasks and pair records: full SVDs)", cmd, "default"),
         ("4 task vectors + `--merged` TA + `--plot`", [*cmd, "--merged", merged, "--plot", str(sample)], "merged"),

@@ -117,9 +117,9 @@ def worker(system: str, model: str, manifest: str, batch_size: int, max_new_toke
     records = [json.loads(x) for x in Path(manifest).read_text().splitlines()]
     t0 = time.perf_counter()
     if system == "asrmerge":
+        from asrmerge.asr import decoding as tr
         from asrmerge.asr import manifest as mf
         from asrmerge.asr import model as md
-        from asrmerge.asr import transcribe as tr
 
         w = md.load(model, device=torch.device("cpu"), dtype=torch.float32)
         settings = tr.Settings(batch_size=batch_size, max_new_tokens=max_new_tokens)
@@ -162,7 +162,7 @@ def worker(system: str, model: str, manifest: str, batch_size: int, max_new_toke
 def score(path: Path) -> tuple[float, list[str], dict[str, float], dict[str, float]]:
     """A worker's output: its corpus WER, hypotheses, timings and WER per clip set."""
     sys.path.insert(0, str(ROOT))
-    from asrmerge.asr import wer
+    from asrmerge.asr import scoring as wer
     from asrmerge.asr.normalizers import get
 
     norm = get("basic")

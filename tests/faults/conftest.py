@@ -41,13 +41,13 @@ class World:
 
 @pytest.fixture(scope="session")
 def world(tiny_base: Path, tiny_fts: list[Path], tiny_asr: Path, tmp_path_factory: pytest.TempPathFactory) -> World:
-    from asrmerge import taskvec
+    from asrmerge import taskvectors
 
     root = tmp_path_factory.mktemp("faults-inputs")
     tv = root / "tv.safetensors"
-    taskvec.make(str(tiny_base), str(tiny_fts[0]), str(tv))
+    taskvectors.make(str(tiny_base), str(tiny_fts[0]), str(tv))
     model_out = root / "model-out"
-    taskvec.make_applied(str(tiny_base), str(tv), f"{model_out}/", scale=0.5)
+    taskvectors.make_applied(str(tiny_base), str(tv), f"{model_out}/", scale=0.5)
     sd = load_file(tiny_base / "model.safetensors")
     sd["model.encoder.layer_norm.weight"][0] = 1e6
     save_file(sd, root / "big.safetensors", metadata={"format": "pt"})

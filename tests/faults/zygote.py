@@ -25,9 +25,9 @@ from pathlib import Path
 from tests.conftest import ROOT
 
 PRELOAD = (
-    "asrmerge.cli.main", "asrmerge.taskvec", "asrmerge.convert", "asrmerge.merge.engine", "asrmerge.merge.plan",
-    "asrmerge.inspect.engine", "asrmerge.inspect.layers", "asrmerge.asr.model", "asrmerge.asr.transcribe",
-    "asrmerge.asr.wer", "asrmerge.asr.mapsswe", "transformers", "rich.console", "rich.progress", "rich.table",
+    "asrmerge.cli.main", "asrmerge.taskvectors", "asrmerge.conversion", "asrmerge.merge.engine", "asrmerge.merge.plan",
+    "asrmerge.diagnostics.inspection", "asrmerge.diagnostics.layers", "asrmerge.asr.model", "asrmerge.asr.decoding",
+    "asrmerge.asr.scoring", "asrmerge.asr.mapsswe", "transformers", "rich.console", "rich.progress", "rich.table",
 )
 
 

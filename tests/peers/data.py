@@ -1,7 +1,7 @@
 """Small random inputs with Whisper tensor names for the peer comparisons, as state dicts and safetensors files.
 
 Each :class:`InputSet` is a base W_0 and T fine-tunes W_t (full weights, so both peers and asrmerge read the
-same files). The tensor names cover the policy classes of ALGORITHMS.md section 2: ``svd`` matrices (tall
+same files). The tensor names cover the policy classes of docs/algorithms.md section 2: ``svd`` matrices (tall
 and wide), ``mean`` vectors, a 3-D conv kernel, and 2-D ``mean`` tables (which FusionBench must be told
 about through ``exclude_keys``).
 """
@@ -36,7 +36,7 @@ def classes(names: list[str] | None = None) -> dict[str, str]:
 
 
 def exclude_keys(sd: dict[str, torch.Tensor]) -> list[str]:
-    """FusionBench ``exclude_keys`` for parity (ALGORITHMS.md section 2): every 2-D key not of class svd."""
+    """FusionBench ``exclude_keys`` for parity (docs/algorithms.md section 2): every 2-D key not of class svd."""
     from asrmerge.io.tensors import TensorInfo
     from asrmerge.merge.policy import Policy
 
@@ -136,7 +136,7 @@ def tied(name: str, *, seed: int = 3) -> InputSet:
 def zero_sign(name: str, *, seed: int = 4) -> InputSet:
     """T = 2, mostly negative small tau, plus a set of large entries where tau_1 = +1 and tau_2 = -1 exactly.
 
-    There the elected sign's sum is exactly 0: asrmerge takes +1 (ALGORITHMS.md 5.2 step 2), FusionBench
+    There the elected sign's sum is exactly 0: asrmerge takes +1 (docs/algorithms.md section 5.2 step 2), FusionBench
     takes the model-wide majority sign, here -1.
     """
     g = _gen(seed)

@@ -36,7 +36,7 @@ from tests.bench.study.report import write_report
 ROOT = Path(__file__).resolve().parents[3]
 ALL_ALGOS = ["soup", "model-stock", "karcher", "multislerp", "ta", "ties", "dare-ta", "dare-ties", "pcb", "sce",
              "iso-c", "iso-cts", "tsvm", "tsvm-ns", "boosted-tsvm"]
-WEIGHT_SPACE = {"soup", "model-stock", "karcher", "multislerp"}
+PARAM_SPACE = {"soup", "model-stock", "karcher", "multislerp"}
 
 
 @dataclass
@@ -57,7 +57,7 @@ class Config:
 
 def lam_grid(algo: str) -> list[float]:
     """The lambda values the full study tries on the dev sets (around each algorithm's default scale)."""
-    if algo in WEIGHT_SPACE:
+    if algo in PARAM_SPACE:
         return []
     if algo in ("ta", "dare-ta"):
         return [0.2, 0.35, 0.6]

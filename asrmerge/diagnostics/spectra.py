@@ -1,4 +1,4 @@
-"""Single-matrix quantities of one singular spectrum (ALGORITHMS.md section 8.1).
+"""Single-matrix quantities of one singular spectrum (docs/algorithms.md section 8.1).
 
 Everything here is a function of the singular values sigma_1 >= ... >= sigma_r >= 0 of one matrix A
 (m x n, r = min(m, n)), computed in float64 from the values the SVD returned in the compute dtype:
@@ -33,7 +33,7 @@ def energy(sigma: Tensor) -> Tensor:
         sigma: singular values, descending (any float dtype).
     Returns:
         float64 tensor of length r; all zeros for a zero spectrum (E is undefined there).
-    Paper: ALGORITHMS.md 8.1 (the Frobenius energy, not the sigma-sum of the BoostedTSV-M boost).
+    Paper: docs/algorithms.md section 8.1 (the Frobenius energy, not the sigma-sum of the BoostedTSV-M boost).
     """
     s = _scaled(sigma.to(torch.float64))
     if s.numel() == 0 or float(s.max()) == 0.0:
@@ -81,7 +81,7 @@ def stable_rank(sigma: Tensor) -> float:
         sigma: singular values, descending.
     Returns:
         the stable rank.
-    Paper: ALGORITHMS.md 8.1; Subspace Boosting (Skorobogat et al. 2025, arXiv:2506.16506) tracks it.
+    Paper: docs/algorithms.md section 8.1; Subspace Boosting (Skorobogat et al. 2025, arXiv:2506.16506) tracks it.
     """
     s = sigma.to(torch.float64)
     if s.numel() == 0 or float(s[0]) == 0.0:
@@ -90,7 +90,7 @@ def stable_rank(sigma: Tensor) -> float:
 
 
 def keep_rank(r: int, rank_frac: float, rho: int) -> int:
-    """k_t = min(max(1, floor(p r)), rho): the triplets TSV-M keeps of a task (ALGORITHMS.md 6.3 step 1).
+    """k_t = min(max(1, floor(p r)), rho): the triplets TSV-M keeps of a task (docs/algorithms.md section 6.3 step 1).
 
     Args:
         r: min(m, n).
@@ -108,7 +108,7 @@ def boost(sigma_kept: Tensor, beta: float) -> tuple[int | None, float | None]:
 
     c_j = sum_{i<=j} sigma_i / sum_{i<=k} sigma_i; j* = min{j : c_j >= beta} (1-based; the last index if none);
     sigma'_i = max(sigma_i, sigma_{j*}); gain = sum sigma' / sum sigma >= 1. The boost is skipped (j* = None,
-    gain 1) when beta >= 1, as in ALGORITHMS.md 6.4.
+    gain 1) when beta >= 1, as in docs/algorithms.md section 6.4.
 
     Args:
         sigma_kept: the k_t kept singular values, descending.
@@ -144,7 +144,7 @@ def matrix_stats(sigma: Tensor, shape: tuple[int, int], compute: torch.dtype, *,
     Returns:
         a dict with ``fro spec nuc nrank erank srank rank90 rank99 p k_keep e_keep boost_c beta boost_j
         boost_gain spectrum``; quantities undefined for a zero matrix are None.
-    Paper: ALGORITHMS.md 8.1.
+    Paper: docs/algorithms.md section 8.1.
     """
     s = sigma.detach().to("cpu")
     rho = numerical_rank(s, shape, compute)
@@ -199,7 +199,7 @@ def rounding_loss(update: Tensor, base: Tensor, dtype: torch.dtype) -> float:
         dtype: the storage dtype of the result (fp32, fp16 or bf16).
     Returns:
         #{entries with M != 0 and cast(W_0 + M) == cast(W_0)} / numel, in [0, 1].
-    Paper: ALGORITHMS.md 8.1 and 3 (fine-tuning deltas sit near the half-ulp of fp16/bf16 weights).
+    Paper: docs/algorithms.md section 8.1 and 3 (fine-tuning deltas sit near the half-ulp of fp16/bf16 weights).
     """
     if update.numel() == 0:
         return 0.0

@@ -158,7 +158,7 @@ def test_real_tiny_en_is_bit_exact_and_transcribes(real_tiny_en: Path) -> None:
 
 
 def _read_ct2(path: Path) -> dict[str, torch.Tensor]:
-    """A minimal independent reader of CTranslate2 model.bin (format from shared/ASSETS.md)."""
+    """A minimal independent reader of CTranslate2 model.bin (the layout in asrmerge/io/ct2.py's docstring)."""
     data = path.read_bytes()
     pos = 0
 

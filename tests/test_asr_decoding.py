@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from safetensors.torch import save_file
 
+from asrmerge.asr import decoding as tr
 from asrmerge.asr import manifest as mf
 from asrmerge.asr import model as md
-from asrmerge.asr import transcribe as tr
 from asrmerge.errors import InputError, UsageError
 from tests.conftest import AUDIO
 from tests.factory import tensors
@@ -179,9 +179,9 @@ def test_model_dtype_and_tied_output(tiny_asr: Path) -> None:
 
 
 def test_a_task_vector_is_not_a_model(tiny_asr: Path, tmp_path: Path) -> None:
-    from asrmerge import taskvec
+    from asrmerge import taskvectors
 
-    taskvec.make(str(tiny_asr), str(tiny_asr), str(tmp_path / "tv.safetensors"))
+    taskvectors.make(str(tiny_asr), str(tiny_asr), str(tmp_path / "tv.safetensors"))
     with pytest.raises(InputError, match="is a task vector, not a model") as e:
         md.load(str(tmp_path / "tv.safetensors"), config_dir=tiny_asr)
     assert "taskvec --apply" in str(e.value.hint)

@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from asrmerge import taskvec
+from asrmerge import taskvectors
+from asrmerge.diagnostics.inspection import Settings, analyse, inspect_tensors
+from asrmerge.diagnostics.layers import group, layer, select
+from asrmerge.diagnostics.report import Summary
+from asrmerge.diagnostics.sources import Sources
 from asrmerge.errors import InputError, UsageError
-from asrmerge.inspect.engine import Settings, analyse, inspect
-from asrmerge.inspect.layers import group, layer, select
-from asrmerge.inspect.report import Summary
-from asrmerge.inspect.sources import Sources
 from asrmerge.io.checkpoint import open_checkpoint
 from asrmerge.io.jsonl import dumps
 from tests.factory import tensors
@@ -65,7 +65,7 @@ def test_streaming_over_task_vectors_matches_an_independent_svd(tiny_tvs: list[s
     """Every record has the documented fields; fro and the spectrum agree with torch on the file's tensor."""
     with Sources(tiny_tvs) as src:
         names = select(src.ref.infos.values())
-        results = list(inspect(src, names, Settings()))
+        results = list(inspect_tensors(src, names, Settings()))
     assert [r.name for r in results] == names
     raw = tensors(Path(tiny_tvs[1]))
     for res in results:
@@ -89,7 +89,7 @@ def test_fine_tunes_with_a_base_give_the_task_vectors_numbers(tiny_base: Path, t
     def numbers(src: Sources) -> list[dict]:
         names = select(src.ref.infos.values(), include=["*fc1*", "*q_proj*"])
         return [{k: v for k, v in r.items() if k not in ("subject", "subjects", "rounding_loss")}
-                for res in inspect(src, names, Settings()) for r in res.records]
+                for res in inspect_tensors(src, names, Settings()) for r in res.records]
 
     with Sources([str(f) for f in tiny_fts], base=str(tiny_base)) as a, Sources(tiny_tvs) as b:
         got, want = numbers(a), numbers(b)
@@ -101,7 +101,7 @@ def test_fine_tunes_with_a_base_give_the_task_vectors_numbers(tiny_base: Path, t
 
 def test_merged_records_and_rounding_loss(tiny_base: Path, tiny_fts: list[Path]) -> None:
     with Sources([str(f) for f in tiny_fts[:2]], base=str(tiny_base), merged=str(tiny_fts[2])) as src:
-        res = next(inspect(src, select(src.ref.infos.values()), Settings()))
+        res = next(inspect_tensors(src, select(src.ref.infos.values()), Settings()))
     kinds = [r["kind"] for r in res.records]
     assert kinds == ["input", "input", "merged", "tasks", "pair", "collapse"]
     merged, coll = res.records[2], res.records[-1]
@@ -116,7 +116,7 @@ def test_merged_records_and_rounding_loss(tiny_base: Path, tiny_fts: list[Path])
 
 def test_one_input_has_no_pairs_and_keeps_everything(tiny_tvs: list[str]) -> None:
     with Sources(tiny_tvs[:1]) as src:
-        res = next(inspect(src, select(src.ref.infos.values()), Settings()))
+        res = next(inspect_tensors(src, select(src.ref.infos.values()), Settings()))
     assert [r["kind"] for r in res.records] == ["input"]
     rec = res.records[0]
     assert rec["p"] == 1.0 and rec["k_keep"] == rec["nrank"] and rec["e_keep"] == pytest.approx(1.0)
@@ -124,7 +124,7 @@ def test_one_input_has_no_pairs_and_keeps_everything(tiny_tvs: list[str]) -> Non
 
 def test_no_pairs_needs_no_singular_vectors(tiny_tvs: list[str]) -> None:
     with Sources(tiny_tvs) as src:
-        res = next(inspect(src, select(src.ref.infos.values()), Settings(pairs=False)))
+        res = next(inspect_tensors(src, select(src.ref.infos.values()), Settings(pairs=False)))
     assert [r["kind"] for r in res.records] == ["input"] * 3
 
 
@@ -141,14 +141,14 @@ def test_sources_refuse_what_does_not_belong_together(tiny_base: Path, tiny_base
     with pytest.raises(InputError, match="was made from base"):
         Sources(tiny_tvs, base=str(tiny_base16))  # same shapes, other weights
     other = tmp_path / "tv16.safetensors"
-    taskvec.make(str(tiny_base16), str(tiny_fts[0]), str(other))
+    taskvectors.make(str(tiny_base16), str(tiny_fts[0]), str(other))
     with pytest.raises(InputError, match="inspect task vectors of one base model together"):
         Sources([tiny_tvs[0], str(other)])
 
 
 def test_summary_is_the_mean_and_median_of_the_records(tiny_tvs: list[str]) -> None:
     with Sources(tiny_tvs) as src:
-        results = list(inspect(src, select(src.ref.infos.values()), Settings()))
+        results = list(inspect_tensors(src, select(src.ref.infos.values()), Settings()))
     summary = Summary(tiny_tvs)
     for r in results:
         summary.add(r)
@@ -189,7 +189,7 @@ def test_cpu_and_cuda_agree() -> None:
 
 
 def test_short_labels_stay_distinct() -> None:
-    from asrmerge.inspect.report import short_label, short_labels
+    from asrmerge.diagnostics.report import short_label, short_labels
 
     assert short_label("runs/news/tv.safetensors") == "tv" and short_label("ft-kids/") == "ft-kids"
     assert short_label("-") == "-" and short_label("a-very-long-task-vector-name.st") == "a-ve…ctor-name"

@@ -1,6 +1,6 @@
 """What an algorithm sees of one tensor: W_0, the W_t or tau_t of every task, weights, and DARE draws.
 
-A :class:`Tasks` covers one tensor, or a range of its rows (a chunk) when the engine streams a tensor too
+A :class:`Operands` covers one tensor, or a range of its rows (a chunk) when the engine streams a tensor too
 large to hold T times. Reads are lazy, upcast to the compute dtype on the compute device, checked for
 NaN/Inf, and cached for the object's life when the engine allows it. tau_t is read from a task vector or
 computed as W_t - W_0; W_t is read from a model or computed as W_0 + tau_t.
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from asrmerge.errors import UsageError
-from asrmerge.taskvec import finite
+from asrmerge.taskvectors import finite
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -54,7 +54,7 @@ def working_set(T: int, numel: int, dtype: torch.dtype) -> int:
     """Bytes one merge of ``numel`` elements per input may hold at once, in the compute dtype.
 
     The budget rule of the engine (chunk sizes, batches, work in flight) and of ``--dry-run``: the T inputs
-    as read, the T upcast copies the :class:`Tasks` cache keeps (tau_t or W_t), a stack of T for the
+    as read, the T upcast copies the :class:`Operands` cache keeps (tau_t or W_t), a stack of T for the
     algorithms that take one, and six tensor-sized temporaries (W_0, sums, masks, the result): (3T + 6) x
     numel elements.
     """
@@ -85,7 +85,7 @@ class Draws:
         return torch.rand(shape, generator=g, dtype=torch.float32)
 
 
-class Tasks:
+class Operands:
     """One tensor (or rows ``rows`` of it) across the base and the T tasks.
 
     Attributes:

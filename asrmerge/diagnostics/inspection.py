@@ -3,9 +3,9 @@
 Memory holds one tensor's inputs (and their SVD) at a time. The T task vectors of a tensor, and the merged
 update, have one shape, so they are decomposed as one batch; singular values only (``svdvals``) unless
 singular vectors are needed: for the pair and task interference records (T >= 2, unless ``pairs`` is off)
-and for retention (``--merged``). Record kinds, in order per tensor (ALGORITHMS.md 8.4):
+and for retention (``--merged``). Record kinds, in order per tensor (docs/algorithms.md section 8.4):
 
-- ``input`` (one per input) and ``merged``: the single-matrix quantities of :mod:`asrmerge.inspect.spectra`;
+- ``input`` (one per input) and ``merged``: the single-matrix quantities of :mod:`asrmerge.diagnostics.spectra`;
 - ``tasks``: STI and sti_rel of all inputs together;
 - ``pair`` (one per i < j): cos, STI_ij, its relative value, and the subspace overlaps ov_u, ov_v;
 - ``collapse``: kappa_s, kappa_e, the collapse flag, and each task's retention in M.
@@ -19,12 +19,12 @@ from typing import Any
 
 import torch
 
+from asrmerge.diagnostics import collapse as col
+from asrmerge.diagnostics import interference as inter
+from asrmerge.diagnostics.layers import group, layer
+from asrmerge.diagnostics.sources import Sources
+from asrmerge.diagnostics.spectra import TOP, matrix_stats, rounding_loss
 from asrmerge.errors import UsageError
-from asrmerge.inspect import collapse as col
-from asrmerge.inspect import interference as inter
-from asrmerge.inspect.layers import group, layer
-from asrmerge.inspect.sources import Sources
-from asrmerge.inspect.spectra import TOP, matrix_stats, rounding_loss
 from asrmerge.io.tensors import torch_dtype
 from asrmerge.linalg.svd import svd, svdvals
 from asrmerge.progress import NoProgress, Progress
@@ -96,7 +96,7 @@ def analyse(name: str, taus: torch.Tensor, *, labels: list[str], settings: Setti
         base: W_0 as stored, for ``rounding_loss`` (None: not reported).
     Returns:
         the :class:`TensorResult`.
-    Paper: ALGORITHMS.md 8; TSV (arXiv:2412.00081), Subspace Boosting (arXiv:2506.16506), BoostedTSV-M
+    Paper: docs/algorithms.md section 8; TSV (arXiv:2412.00081), Subspace Boosting (arXiv:2506.16506), BoostedTSV-M
     (arXiv:2603.05354), Roy & Vetterli (EUSIPCO 2007).
     """
     T, m, n = taus.shape
@@ -164,18 +164,18 @@ def _code(base: torch.Tensor | None) -> str:
     return st_code(base.dtype) if base is not None else "F32"
 
 
-def inspect(sources: Sources, names: list[str], settings: Settings,
+def inspect_tensors(sources: Sources, names: list[str], settings: Settings,
             progress: Progress | None = None) -> Iterator[TensorResult]:
     """Analyse ``names`` one tensor at a time, reading each from every input just before it is needed.
 
     Args:
         sources: the opened, checked inputs.
-        names: the tensors to inspect (:func:`asrmerge.inspect.layers.select`).
+        names: the tensors to inspect (:func:`asrmerge.diagnostics.layers.select`).
         settings: what to compute.
         progress: told of every finished tensor.
     Returns:
         one :class:`TensorResult` per name, in order.
-    Paper: ALGORITHMS.md 8.
+    Paper: docs/algorithms.md section 8.
     """
     progress = progress or NoProgress()
     progress.start(len(names), "svd-inspect")

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.torch import save_file
 
-from asrmerge import taskvec as tv
+from asrmerge import taskvectors as tv
 from asrmerge.errors import InputError
 from asrmerge.io.checkpoint import open_checkpoint
 from tests.factory import tensors

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asrmerge.asr import wer
+from asrmerge.asr import scoring as wer
 from asrmerge.errors import InputError, UsageError
 from tests.conftest import ROOT
 

@@ -1,4 +1,4 @@
-"""Which tensors ``svd-inspect`` looks at, and the layer type and depth of each (ALGORITHMS.md 2 and 8.4).
+"""Which tensors ``svd-inspect`` looks at, and the layer type and depth of each (docs/algorithms.md section 2 and 8.4).
 
 By default the 2-D tensors of policy class ``svd`` (:class:`asrmerge.merge.policy.Policy`); ``--all`` adds
 every 2-D float tensor. ``--include``/``--exclude`` globs match a canonical name, or the same name without
@@ -38,7 +38,7 @@ def select(infos: Iterable[TensorInfo], *, include: list[str] | None = None, exc
         policy: the tensor policy (default: Whisper's).
     Returns:
         the selected canonical names.
-    Paper: ALGORITHMS.md 2 (the policy) and 8.1 (which tensors section 8 covers).
+    Paper: docs/algorithms.md section 2 (the policy) and 8.1 (which tensors section 8 covers).
     """
     policy = policy or Policy()
     names = []

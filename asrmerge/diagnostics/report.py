@@ -1,4 +1,4 @@
-"""The ``--summary`` of an inspection: mean and median of the main quantities per layer type (ALGORITHMS.md 8.4).
+"""The ``--summary`` of an inspection: mean and median of the main quantities per layer type (docs/algorithms.md section 8.4).
 
 Groups are {encoder, decoder} x {self_attn, encoder_attn, fc} (plus ``other`` with ``--all``) and ``all``.
 Input quantities are pooled over every input and tensor of a group; the T x T ``interference`` and
@@ -16,8 +16,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from asrmerge.inspect.engine import TensorResult
-from asrmerge.inspect.layers import GROUPS
+from asrmerge.diagnostics.inspection import TensorResult
+from asrmerge.diagnostics.layers import GROUPS
 
 SUBJECT_KEYS = ("erank", "srank", "nrank", "rank90", "rank99", "e_keep", "fro", "boost_gain", "rounding_loss")
 TASKS_KEYS = ("sti", "sti_rel")
@@ -76,7 +76,7 @@ class Summary:
         """Take one tensor's records.
 
         Args:
-            result: what :func:`asrmerge.inspect.engine.analyse` gave for one tensor.
+            result: what :func:`asrmerge.diagnostics.inspection.analyse` gave for one tensor.
         """
         if all_zero(result):
             self._zero[result.group] += 1

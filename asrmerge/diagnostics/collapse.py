@@ -1,4 +1,4 @@
-"""The merged update M = W* - W_0 against its inputs: rank collapse and retention (ALGORITHMS.md 8.3).
+"""The merged update M = W* - W_0 against its inputs: rank collapse and retention (docs/algorithms.md section 8.3).
 
 Our definitions, after the stable-rank collapse of Subspace Boosting (Skorobogat et al. 2025,
 arXiv:2506.16506), which BoostedTSV-M (Carvalho et al. 2026, arXiv:2603.05354) counters per task:
@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from asrmerge.inspect.interference import Triplets
-from asrmerge.inspect.spectra import effective_rank
+from asrmerge.diagnostics.interference import Triplets
+from asrmerge.diagnostics.spectra import effective_rank
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -33,7 +33,7 @@ def pooled_erank(spectra: list[Tensor]) -> float:
         spectra: each task's singular values above its epsilon_tol.
     Returns:
         what erank(M) would be if the tasks' subspaces were mutually orthogonal and summed; 0 if all are zero.
-    Paper: ALGORITHMS.md 8.3; effective rank: Roy & Vetterli, EUSIPCO 2007.
+    Paper: docs/algorithms.md section 8.3; effective rank: Roy & Vetterli, EUSIPCO 2007.
     """
     pooled = torch.cat([s.to("cpu", torch.float64) for s in spectra]) if spectra else torch.zeros(0)
     pooled, _ = torch.sort(pooled, descending=True)
@@ -51,7 +51,7 @@ def ratios(srank_m: float, erank_m: float, sranks: list[float], erank_cat: float
         threshold: gamma_c (``--collapse-threshold``).
     Returns:
         ``kappa_s``, ``kappa_e`` (None where the denominator is zero) and ``collapse`` (None with kappa_s).
-    Paper: ALGORITHMS.md 8.3, after Subspace Boosting, arXiv:2506.16506.
+    Paper: docs/algorithms.md section 8.3, after Subspace Boosting, arXiv:2506.16506.
     """
     top = max(sranks, default=0.0)
     kappa_s = srank_m / top if top > 0 else None
@@ -68,7 +68,7 @@ def retention(u_m: Tensor, v_m: Tensor, tasks: list[Triplets]) -> list[float | N
         tasks: each task's kept triplets tau_{t,k} = U_t diag(sigma_t) V_t^T.
     Returns:
         ret_t in [0, 1] per task; None for a task whose kept part is zero.
-    Paper: ALGORITHMS.md 8.3.
+    Paper: docs/algorithms.md section 8.3.
     """
     out: list[float | None] = []
     for t in tasks:

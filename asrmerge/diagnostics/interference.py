@@ -1,4 +1,4 @@
-"""Between tasks, per tensor: cosine, TSV task interference (STI) and subspace overlap (ALGORITHMS.md 8.2).
+"""Between tasks, per tensor: cosine, TSV task interference (STI) and subspace overlap (docs/algorithms.md section 8.2).
 
 Each task t contributes its top triplets (U_t, sigma_t, V_t), truncated to k_t = min(k, rho(tau_t)) with
 k = floor(r / T) unless ``--sti-k``: triplets whose singular value is below epsilon_tol are dropped, as
@@ -72,7 +72,7 @@ def sti(tasks: list[Triplets], norm: str = "l1") -> tuple[float, float | None]:
         (STI, sti_rel); sti_rel is None for T = 1 or when every kept singular value is zero. With ``l1``,
         T identical tasks give sti_rel = 1 and mutually orthogonal tasks give 0.
     Paper: Gargiulo et al. 2025, Task Singular Vectors: Reducing Task Interference in Model Merging,
-    arXiv:2412.00081 (ALGORITHMS.md 8.2).
+    arXiv:2412.00081 (docs/algorithms.md section 8.2).
     """
     if not tasks:
         return 0.0, None
@@ -95,7 +95,7 @@ def pair_sti(a: Triplets, b: Triplets, norm: str = "l1") -> tuple[float, float |
     Returns:
         (STI_ij, STI_ij / (sum sigma_i + sum sigma_j)); the relative value is None when both sums are zero.
         Symmetric, invariant to SVD sign flips, and equal to :func:`sti` of the two tasks.
-    Paper: arXiv:2412.00081 (ALGORITHMS.md 8.2).
+    Paper: arXiv:2412.00081 (docs/algorithms.md section 8.2).
     """
     x1 = ((a.u.mT @ b.u) * b.s) @ (b.v.mT @ a.v)
     x2 = ((b.u.mT @ a.u) * a.s) @ (a.v.mT @ b.v)
@@ -114,7 +114,7 @@ def overlap(a: Tensor, b: Tensor) -> float | None:
         a, b: orthonormal bases (m x k_a, m x k_b) of the two subspaces, e.g. two tasks' kept U.
     Returns:
         a value in [0, 1] (1: one subspace contains the other); None when either is empty.
-    Paper: ALGORITHMS.md 8.2 (ov^U, ov^V; with k_a = k_b = k it is ||U_i^T U_j||_F^2 / k).
+    Paper: docs/algorithms.md section 8.2 (ov^U, ov^V; with k_a = k_b = k it is ||U_i^T U_j||_F^2 / k).
     """
     k = min(a.shape[1], b.shape[1])
     if k == 0:
@@ -129,7 +129,7 @@ def cosines(x: Tensor) -> list[list[float | None]]:
         x: T matrices of one shape, stacked (T, m, n).
     Returns:
         the T x T matrix as nested lists; entries involving a zero task vector are None.
-    Paper: ALGORITHMS.md 8.2.
+    Paper: docs/algorithms.md section 8.2.
     """
     flat = x.reshape(x.shape[0], -1)
     gram = (flat @ flat.mT).to(torch.float64)  # in the compute dtype: no float64 copy of the whole stack

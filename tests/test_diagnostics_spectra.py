@@ -1,4 +1,4 @@
-"""Single-matrix quantities of svd-inspect (ALGORITHMS.md 8.1) against closed forms and their bounds."""
+"""Single-matrix quantities of svd-inspect (docs/algorithms.md section 8.1) against closed forms and their bounds."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asrmerge.inspect.spectra import (
+from asrmerge.diagnostics.spectra import (
     boost,
     effective_rank,
     energy,

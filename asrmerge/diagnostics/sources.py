@@ -1,7 +1,7 @@
 """The checkpoints of one ``svd-inspect`` run, opened lazily and read one tensor name at a time.
 
 Inputs are task vectors (``asrmerge.kind=taskvec``, files declared with ``--tau``, or PEFT LoRA adapters
-read against ``--base``: tau_t is read as stored) or, with ``--base``, fine-tuned models (tau_t = W_t - W_0 in the compute dtype, ALGORITHMS.md 1). ``--merged`` is a merged
+read against ``--base``: tau_t is read as stored) or, with ``--base``, fine-tuned models (tau_t = W_t - W_0 in the compute dtype, docs/algorithms.md section 1). ``--merged`` is a merged
 model (M = W* - W_0, needs ``--base``) or a task-vector-like update. Headers are compared before any
 tensor is read (:func:`asrmerge.compat.require_compatible`), and a task vector taken from another base
 than ``--base`` (or, without ``--base``, from another base than the other task vectors) is refused.
@@ -17,7 +17,7 @@ import torch
 from asrmerge.compat import require_compatible, require_model, require_same_base, require_taskvec
 from asrmerge.errors import InputError, UsageError
 from asrmerge.io.checkpoint import Checkpoint, open_checkpoint
-from asrmerge.taskvec import finite
+from asrmerge.taskvectors import finite
 
 
 @dataclass
@@ -84,7 +84,7 @@ class Sources:
         return Subject(spec, ckpt, False)
 
     def _check(self) -> None:
-        """Headers against the reference, then the recorded base fingerprints (ALGORITHMS.md 1; compat)."""
+        """Headers against the reference, then the recorded base fingerprints (docs/algorithms.md section 1; compat)."""
         subjects = [*self.inputs, *([self.merged] if self.merged else [])]
         ref = self.base or subjects[0].ckpt
         require_compatible(ref, [s.ckpt for s in subjects if s.ckpt is not ref])

@@ -1,4 +1,4 @@
-"""Task interference (STI), cosine and subspace overlap (ALGORITHMS.md 8.2): closed forms and invariances."""
+"""Task interference (STI), cosine and subspace overlap (docs/algorithms.md section 8.2): closed forms and invariances."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asrmerge.inspect.engine import Settings, analyse
-from asrmerge.inspect.interference import Triplets, cosines, overlap, pair_sti, sti, truncate
+from asrmerge.diagnostics.inspection import Settings, analyse
+from asrmerge.diagnostics.interference import Triplets, cosines, overlap, pair_sti, sti, truncate
 from asrmerge.linalg.svd import numerical_rank, svd
 from tests.spectral import block_tasks, orthogonal, with_spectrum
 

@@ -2,7 +2,7 @@
 
 Arithmetic runs in the compute dtype (fp32, or fp64 on request) after upcasting both operands; the
 result is cast to the output dtype at the end. Task vectors are stored in fp32 by default: fine-tuning
-deltas sit near the half-ulp of fp16/bf16 weights and would be rounded away (ALGORITHMS.md section 3).
+deltas sit near the half-ulp of fp16/bf16 weights and would be rounded away (docs/algorithms.md section 3).
 
 **Exact round trips.** For fp16/bf16 checkpoints fp32 task vectors are exact. For fp32 checkpoints they
 are not (the difference of two fp32 numbers needs more bits), so ``dtype="F64"`` computes and stores tau in

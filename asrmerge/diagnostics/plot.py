@@ -19,10 +19,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from asrmerge.diagnostics.inspection import TensorResult
+from asrmerge.diagnostics.layers import GROUPS
+from asrmerge.diagnostics.report import Summary, all_zero, short_label, short_labels
 from asrmerge.errors import AsrmergeError, UsageError
-from asrmerge.inspect.engine import TensorResult
-from asrmerge.inspect.layers import GROUPS
-from asrmerge.inspect.report import Summary, all_zero, short_label, short_labels
 
 FORMATS = (".png", ".svg")
 FLOOR = 1e-7  # sigma_i / sigma_1 below this is drawn at the floor (log scale)
@@ -67,7 +67,7 @@ class PlotData:
         """Take one tensor's spectra and records.
 
         Args:
-            result: what :func:`asrmerge.inspect.engine.analyse` gave for one tensor.
+            result: what :func:`asrmerge.diagnostics.inspection.analyse` gave for one tensor.
         """
         import numpy as np
 
@@ -183,7 +183,7 @@ def draw(data: PlotData, path: str | Path, title: str | None = None) -> None:
         data: the collected :class:`PlotData`.
         path: a ``.png`` or ``.svg`` file name (checked with :func:`check_path`).
         title: the figure title (default: the inputs and the number of tensors).
-    Paper: ALGORITHMS.md 8 (the quantities drawn).
+    Paper: docs/algorithms.md section 8 (the quantities drawn).
     """
     require_matplotlib()
     import matplotlib

@@ -1,4 +1,4 @@
-"""The merged update against its inputs (ALGORITHMS.md 8.3): kappa_s, kappa_e, collapse, retention."""
+"""The merged update against its inputs (docs/algorithms.md section 8.3): kappa_s, kappa_e, collapse, retention."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asrmerge.inspect.collapse import pooled_erank, ratios
-from asrmerge.inspect.engine import Settings, analyse
-from asrmerge.inspect.spectra import effective_rank
+from asrmerge.diagnostics.collapse import pooled_erank, ratios
+from asrmerge.diagnostics.inspection import Settings, analyse
+from asrmerge.diagnostics.spectra import effective_rank
 from asrmerge.linalg.svd import numerical_rank, svd
 from tests.spectral import block_tasks, orthogonal
 
