@@ -141,6 +141,30 @@ def test_the_numbered_sections_are_the_ones_citations_use() -> None:
     assert items == [str(i) for i in range(1, 15)], "section 7 numbers its invariants 1-14 (cited as 7.N)"
 
 
+def test_every_citation_in_the_repository_resolves_inside_it() -> None:
+    """Code, tests, man pages, README and docs cite the reference as "docs/algorithms.md section N[.M]" (7.N for
+    an invariant), and nothing outside the repository (the spec files this project was built from)."""
+    import subprocess
+
+    tracked = subprocess.run(["git", "ls-files", "asrmerge", "tests", "man", "README.md", "bin", "docs"],
+                             cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    numbers = {s.number for s in SECTIONS} | {f"7.{i}" for i in range(1, 15)}
+    cites = re.compile(r"docs/algorithms\.md,? sections? (\d+(?:\.\d+)?)(?:(?:,| and) (\d+(?:\.\d+)?))?")
+    found, outside = 0, []
+    for rel in tracked:
+        path = ROOT / rel
+        if rel.startswith("tests/bench/results/") or path.suffix not in {".py", ".md", ".1", ""} or not path.is_file():
+            continue
+        text = path.read_text(errors="replace")
+        outside += [f"{rel}: {m}" for m in re.findall(r"\b(?:ALGORITHMS|STYLE|ASSETS)\.md\b|" + "/work" + "/shared", text)]
+        for m in cites.finditer(text):
+            for number in filter(None, m.groups()):
+                found += 1
+                assert number in numbers, f"{rel}: cites docs/algorithms.md section {number}, which does not exist"
+    assert outside == [], outside
+    assert found > 50  # the code cites the reference throughout
+
+
 def test_every_algorithm_has_one_section_and_every_section_a_registered_algorithm() -> None:
     registered = set(names())
     seen: dict[str, str] = {}
