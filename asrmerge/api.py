@@ -239,9 +239,13 @@ def merge(algo: str, inputs: Sequence[Source], *, base: Source | None = None,
         Without ``output``: the merged state dict (on the CPU, in the output dtype), or for a sweep a list of
         (parameters, state dict). With ``output``: the list of paths written.
     """
+    from asrmerge.errors import UsageError
     from asrmerge.io.tensors import cli_dtype
     from asrmerge.merge.api import merge as merge_state_dicts
 
+    if isinstance(inputs, str | os.PathLike | Mapping):
+        raise UsageError(f"is one {'state dict' if isinstance(inputs, Mapping) else 'path'}, not a list",
+                         subject="inputs", hint="give a list: merge(algo, [a, b], base=...)")
     return merge_state_dicts(
         algo, inputs, base=base, taskvecs=taskvecs, tau=tau, params=dict(params or {}),
         weights=list(weights) if weights is not None else None, policy=policy,
