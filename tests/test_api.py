@@ -135,6 +135,24 @@ def test_state_dict_inputs_merge_as_their_files_do(tiny_base: Path, tiny_fts: li
         asrmerge.merge("ties", tv_sds, taskvecs=True)
 
 
+def test_lora_adapters_as_paths_beside_state_dicts(tiny_base: Path, tiny_fts: list[Path], tmp_path: Path) -> None:
+    """An adapter folder is read against the base, a path or a state dict, as merge and taskvec read it."""
+    from tests.factory import make_lora
+
+    ad = make_lora(tiny_base, tmp_path / "lora", seed=5, r=2, target_modules=["q_proj", "fc1"])
+    r = cli("merge", "--algo", "ta", "--base", str(tiny_base), str(tiny_fts[0]), str(ad), "-o",
+            str(tmp_path / "cli.st"), "-q")
+    assert r.returncode == 0, r.stderr.decode()
+    same(asrmerge.merge("ta", [tiny_fts[0], ad], base=tiny_base), tensors(tmp_path / "cli.st"))
+    same(asrmerge.merge("ta", [tensors(tiny_fts[0]), ad], base=tensors(tiny_base)), tensors(tmp_path / "cli.st"))
+    tau = asrmerge.taskvec(tensors(tiny_base), ad)
+    name = "model.encoder.layers.0.fc1.weight"
+    with asrmerge.open_checkpoint(tiny_base) as base, asrmerge.open_checkpoint(ad, base=base) as lora:
+        f = lora.lora_factors(name)
+        assert f is not None and torch.allclose(tau[name], f.scale * f.b @ f.a, atol=1e-7)
+    assert torch.count_nonzero(tau["model.encoder.layers.0.fc2.weight"]) == 0  # not a target: tau is zero
+
+
 # --- taskvec and apply -----------------------------------------------------------------------------------------
 
 def test_taskvec_round_trip(tiny_base: Path, tiny_fts: list[Path], tiny_tvs: list[str], tmp_path: Path) -> None:
