@@ -28,7 +28,7 @@ from asrmerge.errors import UsageError
 from asrmerge.io.checkpoint import Checkpoint, open_checkpoint
 from asrmerge.io.metadata import provenance
 from asrmerge.io.tensors import TensorInfo, finite
-from asrmerge.io.writer import CheckpointWriter, check_destination
+from asrmerge.io.writer import CheckpointWriter, MemoryWriter, check_destination
 from asrmerge.progress import NoProgress, Progress
 
 Write = Callable[[str, torch.Tensor], None]
@@ -145,6 +145,39 @@ def total(records: list[dict[str, Any]], norms: dict[str, float] | None) -> dict
     }
 
 
+def check_models(base: Checkpoint, ft: Checkpoint) -> None:
+    """``taskvec BASE FT``: two models (or a model and a LoRA adapter read against it) of one architecture.
+
+    Raises:
+        UsageError: either is a task vector.
+        InputError: the headers disagree, or ``ft`` looks like a task vector taken for a model.
+    """
+    if base.kind == "taskvec":
+        raise UsageError("is a task vector, not a model", subject=base.label,
+                         hint="taskvec takes BASE and FINE-TUNED models; use --apply to add a task vector")
+    if ft.kind == "taskvec" and not ft.is_adapter:
+        raise UsageError("is a task vector, not a model", subject=ft.label,
+                         hint="taskvec takes BASE and FINE-TUNED models; use --apply to add a task vector")
+    check_pair(base, ft)
+    require_model(base, ft)
+
+
+def check_applicable(base: Checkpoint, tv: Checkpoint) -> None:
+    """``taskvec --apply BASE TV``: a model and a task vector (or LoRA adapter) taken from it.
+
+    Raises:
+        UsageError: ``base`` is a task vector, or ``tv`` a model.
+        InputError: the headers disagree, ``tv`` records another base, or looks like a model.
+    """
+    if base.kind == "taskvec":
+        raise UsageError("is a task vector, not a base model", subject=base.label, hint="give BASE first, then TV")
+    if "asrmerge.kind" in tv.metadata and tv.kind != "taskvec":
+        raise UsageError("is a model, not a task vector", subject=tv.label,
+                         hint="make one first: `asrmerge taskvec BASE FT -o tv.safetensors`")
+    check_pair(base, tv)
+    require_taskvec(base, tv)
+
+
 def make(base_spec: str, ft_spec: str, dest: str, *, dtype: str = "F32", compute: torch.dtype = torch.float32,
          shard_size: int | None = None, command: str = "", progress: Progress | None = None,
          force: bool = False) -> dict[str, int]:
@@ -158,31 +191,33 @@ def make(base_spec: str, ft_spec: str, dest: str, *, dtype: str = "F32", compute
         with ``dtype="F64"``: the tensors whose weights do not round-trip bit for bit (see the module
         docstring), with the number of such weights; otherwise empty.
     """
-    progress = progress or NoProgress()
     inputs = (base_spec, ft_spec)
     check_destination(dest, force=force, inputs=inputs)
+    with open_checkpoint(base_spec) as base, open_checkpoint(ft_spec, base=base) as ft:
+        return make_from(base, ft, dest, dtype=dtype, compute=compute, shard_size=shard_size, command=command,
+                         progress=progress, force=force, inputs=inputs)
+
+
+def make_from(base: Checkpoint, ft: Checkpoint, dest: str | MemoryWriter, *, dtype: str = "F32",
+              compute: torch.dtype = torch.float32, shard_size: int | None = None, command: str = "",
+              progress: Progress | None = None, force: bool = False, inputs: tuple[str, ...] = ()) -> dict[str, int]:
+    """:func:`make` on open checkpoints. ``dest`` may be a :class:`~asrmerge.io.writer.MemoryWriter` (the Python
+    API), which then holds the tensors and metadata the file would. ``inputs``: paths ``dest`` must not overwrite."""
+    progress = progress or NoProgress()
     if dtype == "F64":
         compute = torch.float64
     inexact: dict[str, int] = {}
-    with open_checkpoint(base_spec) as base, open_checkpoint(ft_spec, base=base) as ft:
-        if base.kind == "taskvec":
-            raise UsageError("is a task vector, not a model", subject=base.label,
-                             hint="taskvec takes BASE and FINE-TUNED models; use --apply to add a task vector")
-        if ft.kind == "taskvec" and not ft.is_adapter:
-            raise UsageError("is a task vector, not a model", subject=ft.label,
-                             hint="taskvec takes BASE and FINE-TUNED models; use --apply to add a task vector")
-        check_pair(base, ft)
-        require_model(base, ft)
-        infos = output_infos(base, dtype)
-        norms = base_norms(base, compute)
-        meta = provenance("taskvec", command=command, dtype=dtype, base_fingerprint=base.fingerprint(),
-                          base_norms=norms, compute_dtype=str(compute).removeprefix("torch."),
-                          base=base.label, inputs=[ft.label], input_fingerprints=[ft.fingerprint()],
-                          input_kinds=["lora" if ft.is_adapter else "model"])
-        progress.start(len(infos), "taskvec")
-        with CheckpointWriter(dest, infos, metadata=meta, shard_size=shard_size, force=force, inputs=inputs) as w:
-            difference(base, ft, w.write, compute=compute, progress=progress.advance,
-                       inexact=inexact if dtype == "F64" else None)
+    check_models(base, ft)
+    infos = output_infos(base, dtype)
+    norms = base_norms(base, compute)
+    meta = provenance("taskvec", command=command, dtype=dtype, base_fingerprint=base.fingerprint(),
+                      base_norms=norms, compute_dtype=str(compute).removeprefix("torch."),
+                      base=base.label, inputs=[ft.label], input_fingerprints=[ft.fingerprint()],
+                      input_kinds=["lora" if ft.is_adapter else "model"])
+    progress.start(len(infos), "taskvec")
+    with _writer(dest, infos, meta, shard_size, force, inputs) as w:
+        difference(base, ft, w.write, compute=compute, progress=progress.advance,
+                   inexact=inexact if dtype == "F64" else None)
     return inexact
 
 
@@ -194,25 +229,42 @@ def make_applied(base_spec: str, tv_spec: str, dest: str, *, scale: float = 1.0,
     TV is a task vector (a safetensors file without asrmerge metadata is taken for one), a LoRA adapter, or,
     with ``tau``, a pickled state dict of task vectors. ``force``: see :mod:`asrmerge.io.writer`.
     """
-    progress = progress or NoProgress()
-    if not math.isfinite(scale):
-        raise UsageError(f"{scale} is not a finite number", subject="--scale", hint="e.g. --scale 0.5")
+    check_scale(scale)
     inputs = (base_spec, tv_spec)
     check_destination(dest, force=force, inputs=inputs)
     with open_checkpoint(base_spec) as base, open_checkpoint(tv_spec, base=base, tau=tau) as tv:
-        if base.kind == "taskvec":
-            raise UsageError("is a task vector, not a base model", subject=base.label, hint="give BASE first, then TV")
-        if "asrmerge.kind" in tv.metadata and tv.kind != "taskvec":
-            raise UsageError("is a model, not a task vector", subject=tv.label,
-                             hint="make one first: `asrmerge taskvec BASE FT -o tv.safetensors`")
-        check_pair(base, tv)
-        require_taskvec(base, tv)
-        infos = output_infos(base, dtype)
-        meta = provenance("model", command=command, dtype=dtype or base.dtype, scale=repr(scale),
-                          taskvec=tv.label, base_fingerprint=base.fingerprint(), base=base.label,
-                          inputs=[tv.label], input_fingerprints=[tv.fingerprint()],
-                          input_kinds=["lora" if tv.is_adapter else "taskvec"])
-        progress.start(len(infos), "apply")
-        with CheckpointWriter(dest, infos, metadata=meta, shard_size=shard_size, support=base.support_files(),
-                              force=force, inputs=inputs) as w:
-            apply(base, tv, w.write, scale=scale, compute=compute, progress=progress.advance)
+        applied_from(base, tv, dest, scale=scale, dtype=dtype, compute=compute, shard_size=shard_size,
+                     command=command, progress=progress, force=force, inputs=inputs)
+
+
+def check_scale(scale: float) -> None:
+    """Raises a :class:`UsageError` for a ``--scale`` that is not a finite number."""
+    if not math.isfinite(scale):
+        raise UsageError(f"{scale} is not a finite number", subject="--scale", hint="e.g. --scale 0.5")
+
+
+def applied_from(base: Checkpoint, tv: Checkpoint, dest: str | MemoryWriter, *, scale: float = 1.0,
+                 dtype: str | None = None, compute: torch.dtype = torch.float32, shard_size: int | None = None,
+                 command: str = "", progress: Progress | None = None, force: bool = False,
+                 inputs: tuple[str, ...] = ()) -> None:
+    """:func:`make_applied` on open checkpoints; ``dest`` may be a :class:`MemoryWriter` (see :func:`make_from`)."""
+    progress = progress or NoProgress()
+    check_scale(scale)
+    check_applicable(base, tv)
+    infos = output_infos(base, dtype)
+    meta = provenance("model", command=command, dtype=dtype or base.dtype, scale=repr(scale),
+                      taskvec=tv.label, base_fingerprint=base.fingerprint(), base=base.label,
+                      inputs=[tv.label], input_fingerprints=[tv.fingerprint()],
+                      input_kinds=["lora" if tv.is_adapter else "taskvec"])
+    progress.start(len(infos), "apply")
+    with _writer(dest, infos, meta, shard_size, force, inputs, support=base.support_files()) as w:
+        apply(base, tv, w.write, scale=scale, compute=compute, progress=progress.advance)
+
+
+def _writer(dest: str | MemoryWriter, infos: list[TensorInfo], meta: dict[str, str], shard_size: int | None,
+            force: bool, inputs: tuple[str, ...], support: dict[str, bytes] | None = None,
+            ) -> CheckpointWriter | MemoryWriter:
+    if isinstance(dest, MemoryWriter):
+        return dest.expect(infos, meta)
+    return CheckpointWriter(dest, infos, metadata=meta, shard_size=shard_size, support=support, force=force,
+                            inputs=inputs)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,8 +67,23 @@ def read_manifest(source: str) -> list[Utterance]:
     """
     # absolute, so that an error about a missing file names the folder it was looked for in
     folder = Path.cwd() if source == "-" else Path(os.path.abspath(source)).parent
+    return utterances(read_records(source), folder, source)
+
+
+def utterances(records: Iterable[tuple[int, dict[str, Any]]], folder: Path, source: str) -> list[Utterance]:
+    """:func:`read_manifest` on records already read (the Python API).
+
+    Args:
+        records: (line number, record) pairs.
+        folder: where relative ``audio`` paths are resolved.
+        source: names the records' origin in errors.
+    Returns:
+        The utterances in order.
+    Raises:
+        InputError: a record has no usable ``audio`` or ``id`` (names the line).
+    """
     out = []
-    for line, rec in read_records(source):
+    for line, rec in records:
         audio = rec.get("audio")
         if not isinstance(audio, str) or not audio:
             raise InputError(f"line {line}: no \"audio\" path", subject=source,

@@ -101,25 +101,42 @@ def read(sources: Iterable[str], fields: Fields) -> list[Item]:
     Raises:
         InputError: a malformed line (named), or a reference or hypothesis that is not a string.
     """
-    norm = get_normalizer(fields.normalizer)
     items = []
     for src in sources:
-        for line, rec in read_records(src):
-            item = Item(src, line, rec)
-            ref, hyp = rec.get(fields.ref), rec.get(fields.hyp)
-            for name, value in ((fields.ref, ref), (fields.hyp, hyp)):
-                if value is not None and not isinstance(value, str):
-                    raise InputError(f"line {line}: \"{name}\" is a {type(value).__name__}, not a string",
-                                     subject=src, hint="are --ref-field and --hyp-field right?")
-            if rec.get("error") is not None:
-                item.excluded = "error"
-            elif ref is None:
-                item.excluded = "no_reference"
-            elif hyp is None:
-                item.excluded = "no_hypothesis"
-            else:
-                item.ref, item.hyp = norm(ref), norm(hyp)
-            items.append(item)
+        items += classify(read_records(src), fields, src)
+    return items
+
+
+def classify(records: Iterable[tuple[int, dict[str, Any]]], fields: Fields, source: str) -> list[Item]:
+    """:func:`read` on records already read (the Python API).
+
+    Args:
+        records: (line number, record) pairs.
+        fields: field names and normalizer.
+        source: names the records' origin in errors.
+    Returns:
+        An :class:`Item` per record, in order, excluded or with its texts normalised.
+    Raises:
+        InputError: a reference or hypothesis that is not a string (names the line).
+    """
+    norm = get_normalizer(fields.normalizer)
+    items = []
+    for line, rec in records:
+        item = Item(source, line, rec)
+        ref, hyp = rec.get(fields.ref), rec.get(fields.hyp)
+        for name, value in ((fields.ref, ref), (fields.hyp, hyp)):
+            if value is not None and not isinstance(value, str):
+                raise InputError(f"line {line}: \"{name}\" is a {type(value).__name__}, not a string",
+                                 subject=source, hint="are --ref-field and --hyp-field right?")
+        if rec.get("error") is not None:
+            item.excluded = "error"
+        elif ref is None:
+            item.excluded = "no_reference"
+        elif hyp is None:
+            item.excluded = "no_hypothesis"
+        else:
+            item.ref, item.hyp = norm(ref), norm(hyp)
+        items.append(item)
     return items
 
 

@@ -735,6 +735,38 @@ class CheckpointWriter:
         self._tmp = None
 
 
+class MemoryWriter:
+    """:class:`CheckpointWriter`'s stand-in for the Python API: keeps the tensors in memory, cast as it casts them.
+
+    Args:
+        infos: every output tensor with its output dtype (the order is not checked); or later, :meth:`expect`.
+        label: names the output in errors.
+    """
+
+    def __init__(self, infos: list[TensorInfo] | None = None, label: str = "<memory>") -> None:
+        self.dtypes: dict[str, str] = {}
+        self.label = label
+        self.tensors: dict[str, torch.Tensor] = {}
+        self.metadata: dict[str, str] = {}
+        self.expect(infos or [])
+
+    def expect(self, infos: list[TensorInfo], metadata: dict[str, str] | None = None) -> MemoryWriter:
+        """Set the output tensors and dtypes (and the metadata a file would carry, kept in :attr:`metadata`)."""
+        self.dtypes = {i.name: i.dtype for i in infos}
+        self.metadata = dict(metadata or {})
+        return self
+
+    def __enter__(self) -> MemoryWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def write(self, name: str, tensor: torch.Tensor) -> None:
+        """Keep ``tensor`` cast to its output dtype (an overflow is an :class:`InputError`, as in a file)."""
+        self.tensors[name] = cast_finite(tensor, self.dtypes[name], name, self.label)
+
+
 def _is_ours_in_folder(path: Path) -> bool:
     """A weight file of an earlier output: safetensors with our metadata, or an index of such shards."""
     if path.name != INDEX_FILE:

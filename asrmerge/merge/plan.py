@@ -18,7 +18,7 @@ import torch
 
 from asrmerge.compat import require_compatible, require_model, require_same_base, require_taskvec
 from asrmerge.errors import InputError, UsageError
-from asrmerge.io.checkpoint import Checkpoint, open_checkpoint
+from asrmerge.io.checkpoint import Checkpoint, MemoryBackend, open_checkpoint
 from asrmerge.io.metadata import provenance
 from asrmerge.io.tensors import TensorInfo
 from asrmerge.io.writer import check_destination
@@ -186,7 +186,8 @@ def make_plan(spec: MergeSpec, *, opened: tuple[Checkpoint | None, list[Checkpoi
 
     Args:
         spec: the request.
-        opened: (base, inputs) already open (the Python API); default: open ``spec.base`` and ``spec.inputs``.
+        opened: (base, inputs) already open (the Python API: state dicts, or files opened beside them); default:
+            open ``spec.base`` and ``spec.inputs``.
     """
     algo = registry.get(spec.algo)
     if not spec.inputs:
@@ -235,7 +236,7 @@ def make_plan(spec: MergeSpec, *, opened: tuple[Checkpoint | None, list[Checkpoi
             for s in sources:
                 if s.kind == "taskvec":
                     require_same_base(base, s)
-                if opened is None:  # files: the user may have mistaken a task vector for a model, or back
+                if not isinstance(s.backend, MemoryBackend):  # files: a task vector mistaken for a model, or back
                     (require_taskvec if s.kind == "taskvec" else require_model)(base, s)
         inputs = Inputs(base, sources, is_tv, list(spec.weights or [1.0] * len(sources)), spec.compute_dtype, device)
         classes = {name: policy.classify(info) for name, info in ref.infos.items()}
