@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
 from asrmerge import device
 from asrmerge.errors import EXIT_USAGE, UsageError
-from tests.conftest import ROOT
+from tests.conftest import ROOT, cli
 
 
 @pytest.fixture
@@ -113,3 +114,17 @@ def complete(words: str) -> list[str]:
 def test_every_device_option_completes_the_same_names(words: str) -> None:
     assert complete(words) == ["auto", "cpu", "cuda", "mps"]
     assert complete(words + "c") == ["cpu", "cuda"]
+
+
+@pytest.mark.parametrize("cmd", ["merge", "svd-inspect", "transcribe"])
+def test_every_command_reads_asrmerge_device_and_names_the_option(cmd: str, tmp_path: Path) -> None:
+    """ASRMERGE_DEVICE reaches the one resolver from each command; nothing is read before it is refused."""
+    (tmp_path / "m.jsonl").write_text('{"id": "a", "audio": "a.wav"}\n')
+    nope = str(tmp_path / "nope")
+    args = {"merge": ["--algo", "ta", "--base", nope, nope + "2", "-o", str(tmp_path / "o.st")],
+            "svd-inspect": [nope],
+            "transcribe": [nope, str(tmp_path / "m.jsonl"), "-o", str(tmp_path / "h.jsonl")]}[cmd]
+    r = cli(cmd, *args, env={"ASRMERGE_DEVICE": "gpu"})
+    assert r.returncode == 2 and r.stdout == b""
+    hint = "use auto, cpu, cuda, cuda:N or mps" if cmd == "transcribe" else "use auto, cpu, cuda or cuda:N"
+    assert r.stderr.decode().splitlines() == [f"asrmerge {cmd}: error: --device: unknown device 'gpu'; {hint}"]
