@@ -299,7 +299,9 @@ def transcribe(model: PathLike | Whisper, audio: Any, *, language: str | None = 
     items = _utterances(audio)
     if isinstance(model, str | os.PathLike):
         md.check_chunk_length(chunk_length)
-        dev, _ = md.resolve_device(device)
+        from asrmerge.device import resolve
+
+        dev = resolve(device)
         w = md.load(os.fspath(model), config_dir=Path(config) if config is not None else None, device=dev,
                     dtype=md.resolve_dtype(dtype, dev), chunk_length=chunk_length)
     else:

@@ -16,9 +16,10 @@ from asrmerge.errors import UsageError
 from asrmerge.io.checkpoint import Checkpoint, open_checkpoint
 from asrmerge.io.hf_files import SUPPORT_FILES
 from asrmerge.io.metadata import provenance
+from asrmerge.io.tensors import finite
 from asrmerge.io.writer import CheckpointWriter, cast_finite, check_destination, output_kind
 from asrmerge.progress import NoProgress, Progress
-from asrmerge.taskvectors import finite, output_infos
+from asrmerge.taskvectors import output_infos
 
 TARGETS = ("auto", "hf", "openai")
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json")

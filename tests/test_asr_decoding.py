@@ -155,15 +155,8 @@ def test_suppress_by_index() -> None:
     assert scores.eq(0).all()  # not changed in place
 
 
-def test_devices_and_dtypes(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert md.resolve_device("cpu", {}) == (torch.device("cpu"), False)
-    assert md.resolve_device(None, {"ASRMERGE_DEVICE": "cpu"}) == (torch.device("cpu"), False)
-    if not torch.cuda.is_available():
-        assert md.resolve_device(None, {}) == (torch.device("cpu"), True)
-        with pytest.raises(UsageError, match="CUDA is not available"):
-            md.resolve_device("cuda:0", {})
-    with pytest.raises(UsageError, match="unknown device 'gpu'"):
-        md.resolve_device("gpu", {})
+def test_dtypes() -> None:
+    """The default dtype per device (the device itself: tests/test_device.py)."""
     assert md.resolve_dtype(None, torch.device("cpu")) == torch.float32
     assert md.resolve_dtype(None, torch.device("cuda")) == torch.float16
     assert md.resolve_dtype("bf16", torch.device("cpu")) == torch.bfloat16

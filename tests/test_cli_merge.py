@@ -107,6 +107,10 @@ def test_list_names_every_algorithm_and_parameter() -> None:
     (["--algo", "ties", "-p", "density=1.5"], "density=1.5 is out of range (0,1]"),
     (["--algo", "ties", "-p", "agg=dis-men"], "did you mean 'dis-mean'?"),
     (["--algo", "ties", "-p", "density=0.1,0.2"], "must contain {density}"),
+    (["--algo", "ties", "--memory", "12XB"], "--memory: not a size: '12XB'; write it like 2GB"),
+    (["--algo", "ties", "--shard-size", "12XB"], "--shard-size: not a size: '12XB'"),
+    (["--algo", "ties", "--device", "gpu"], "--device: unknown device 'gpu'; use auto, cpu, cuda or cuda:N"),
+    (["--algo", "ties", "--device", "mps"], "--device: unsupported device 'mps'; use auto, cpu, cuda or cuda:N"),
 ])
 def test_usage_errors_come_before_any_read(args: list[str], needle: str, tmp_path: Path) -> None:
     """The inputs do not exist: a usage error proves nothing was opened."""

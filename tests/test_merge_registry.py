@@ -122,3 +122,24 @@ def test_every_algorithm_declares_a_consistent_kind() -> None:
         assert (a.returns == "stats") == inspect.isgeneratorfunction(a.fn), name
         assert a.has_lam == (a.space != "params"), name
         assert "lam" not in a.own and "mean_scale" not in a.own, name
+
+
+def test_check_names_where_the_value_was_given() -> None:
+    """-p names the parameter in the message; an option of its own (svd-inspect's --beta) names only the value."""
+    from asrmerge.errors import UsageError
+
+    beta = registry.get("boosted-tsvm").param("beta")
+    beta.check(0.3, subject="--beta")
+    with pytest.raises(UsageError) as e:
+        beta.check(1.5)
+    assert str(e.value) == f"-p: beta=1.5 is out of range (0,1]; beta: {beta.doc}"
+    with pytest.raises(UsageError) as e:
+        beta.check(0.0, subject="--beta", hint="the paper uses 0.3")
+    assert str(e.value) == "--beta: 0.0 is not in (0, 1]; the paper uses 0.3"
+    with pytest.raises(UsageError) as e:
+        beta.check(float("nan"), subject="--beta")
+    assert str(e.value) == f"--beta: nan is not in (0, 1]; beta: {beta.doc}"
+    orth = registry.get("tsvm").param("orth")
+    with pytest.raises(UsageError) as e:
+        orth.check("nss", subject="--orth")
+    assert str(e.value).startswith("--orth: 'nss' is not one of ") and str(e.value).endswith("did you mean 'ns'?")

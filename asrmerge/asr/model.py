@@ -3,16 +3,15 @@
 The weights come through :func:`asrmerge.io.checkpoint.open_checkpoint`, so a Hugging Face folder, a
 ``.safetensors`` file, ``-`` (a merged model piped in), a CTranslate2 folder and ``packaged:NAME`` all work;
 config, generation config and processor come from the checkpoint's folder or from ``--config DIR`` (the
-base model's folder). Defaults: CUDA when available (``cuda:$LOCAL_RANK`` under torchrun), else CPU;
-fp32 on CPU, fp16 on CUDA.
+base model's folder). The device comes from :func:`asrmerge.device.resolve` (CUDA when available,
+``cuda:$LOCAL_RANK`` under torchrun, else CPU); the dtype defaults to fp32 on CPU, fp16 on CUDA.
 """
 
 from __future__ import annotations
 
-import os
 import tempfile
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,43 +45,6 @@ def quiet_transformers(verbose: bool) -> Iterator[None]:
     finally:
         logging.set_verbosity(level)
         logging.enable_progress_bar()
-
-
-def resolve_device(name: str | None, env: Mapping[str, str] | None = None) -> tuple[Any, bool]:
-    """The torch device for ``--device`` (or ``ASRMERGE_DEVICE``; default ``auto``).
-
-    Args:
-        name: ``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``, or ``None``.
-        env: the environment (default ``os.environ``).
-    Returns:
-        The device, and whether ``auto`` fell back to the CPU for want of a GPU.
-    Raises:
-        UsageError: an unknown device, or one this machine does not have.
-    """
-    import torch
-
-    env = os.environ if env is None else env
-    name = name or env.get("ASRMERGE_DEVICE") or "auto"
-    if name == "auto":
-        if torch.cuda.is_available():
-            local = env.get("LOCAL_RANK", "")
-            index = int(local) % torch.cuda.device_count() if local.isdigit() else 0
-            return torch.device("cuda", index), False
-        return torch.device("cpu"), True
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise UsageError(f"unknown device {name!r}", subject="--device", hint="use auto, cpu, cuda, cuda:N or mps") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UsageError("CUDA is not available on this machine", subject="--device", hint="use --device cpu")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise UsageError(f"{name}: this machine has {torch.cuda.device_count()} CUDA devices", subject="--device")
-    elif device.type == "mps" and not torch.backends.mps.is_available():
-        raise UsageError("MPS is not available on this machine", subject="--device", hint="use --device cpu")
-    elif device.type not in ("cpu", "cuda", "mps"):
-        raise UsageError(f"unsupported device {name!r}", subject="--device", hint="use auto, cpu, cuda, cuda:N or mps")
-    return device, False
 
 
 def resolve_dtype(name: str | None, device: Any) -> Any:

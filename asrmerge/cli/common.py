@@ -36,6 +36,12 @@ class ComputeDtype(str, Enum):
     fp64 = "fp64"
 
 
+def _devices(incomplete: str) -> list[str]:
+    from asrmerge.device import NAMES
+
+    return [name for name in NAMES if name.startswith(incomplete)]
+
+
 Output = Annotated[str, typer.Option("-o", "--output", metavar="PATH",
                                      help="'-' (stdout, the default), FILE.safetensors, or DIR/ (a Hugging Face folder).")]
 Quiet = Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar and no notes on stderr.")]
@@ -44,6 +50,9 @@ DtypeOpt = Annotated[Dtype | None, typer.Option("--dtype", help="Output dtype of
 ComputeOpt = Annotated[ComputeDtype, typer.Option("--compute-dtype", help="Arithmetic dtype (inputs are upcast).")]
 Force = Annotated[bool, typer.Option("--force", help="Replace an -o that is not an earlier asrmerge output "
                                                    "(a folder keeps every file that is not the model's).")]
+DeviceOpt = Annotated[str, typer.Option("--device", metavar="DEV", envvar="ASRMERGE_DEVICE", autocompletion=_devices,
+                                        help="auto (CUDA when available, cuda:$LOCAL_RANK under torchrun; else the "
+                                             "CPU), cpu, cuda, cuda:N, or mps (transcribe only).")]
 ShardSize = Annotated[str | None, typer.Option("--shard-size", metavar="SIZE",
                                                help="Shard a folder output's weights (e.g. 2GB, 500MiB).")]
 
@@ -173,7 +182,7 @@ def progress(quiet: bool) -> Iterator[Any]:
         p.stop()
 
 
-def size(text: str | None, option: str = "--shard-size") -> int | None:
+def size(text: str | None, option: str) -> int | None:
     """Bytes in a size option (``2GB``); ``option`` names it in errors."""
     from asrmerge.io.tensors import parse_size
 

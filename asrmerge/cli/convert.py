@@ -55,7 +55,7 @@ def convert(
     def job() -> Converted:
         from asrmerge.io.writer import check_destination
 
-        shards = common.size(shard_size)
+        shards = common.size(shard_size, "--shard-size")
         check_destination(output, force=force, inputs=[src, *map(str, part or []), *([str(config)] if config else [])])
         common.sweep(output, quiet)
         with common.progress(quiet) as p:

@@ -6,7 +6,6 @@ import json
 import math
 import os
 import sys
-from enum import Enum
 from typing import Annotated, Any
 
 import typer
@@ -44,12 +43,6 @@ def _algos(incomplete: str) -> list[str]:
     return [n for n in names() if n.startswith(incomplete)]
 
 
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
-
-
 def merge(
     inputs: Annotated[list[str] | None, typer.Argument(metavar="INPUT", show_default=False,
                       help="Fine-tuned checkpoints (with --base) or task vectors, in task order.")] = None,
@@ -67,8 +60,7 @@ def merge(
     policy: Annotated[str | None, typer.Option("--policy", metavar="RULES",
                       help="Tensor classes 'GLOB=svd|svd-flat|mean|base;...' before the Whisper defaults.")] = None,
     output: common.Output = "-",
-    device: Annotated[Device, typer.Option("--device", envvar="ASRMERGE_DEVICE",
-                      help="Where the kernels run (auto: cuda when available).")] = Device.auto,
+    device: common.DeviceOpt = "auto",
     compute_dtype: common.ComputeOpt = common.ComputeDtype.fp32,
     dtype: Annotated[common.Dtype | None, typer.Option("--dtype", "--out-dtype",
                      help="Output dtype of float tensors (default: the base's).")] = None,
@@ -107,8 +99,8 @@ def merge(
         spec = MergeSpec(
             algo=algo, inputs=list(inputs or []), base=base, params=list(param or []),
             weights=_weights(weights), lam_rules=parse_lam_rules(list(lam or [])), policy=policy,
-            output=output, device=device.value, compute_dtype=common.compute(compute_dtype),
-            out_dtype=common.code(dtype), shard_size=common.size(shard_size),
+            output=output, device=device, compute_dtype=common.compute(compute_dtype),
+            out_dtype=common.code(dtype), shard_size=common.size(shard_size, "--shard-size"),
             budget=common.size(memory, "--memory") or 0, command=common.command_line(), check_outputs=not dry_run,
             workers=workers, batch=batch, tau=tau, force=force, strict_inputs=strict_inputs,
         )

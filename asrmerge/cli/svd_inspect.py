@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import sys
 from enum import Enum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from asrmerge.cli import common
+
+if TYPE_CHECKING:
+    from asrmerge.diagnostics.inspection import Settings
 
 HELP = """SVD diagnostics of task vectors and merged updates: singular spectra, effective and stable rank,
 energy kept by TSV-M truncation, task interference (STI), cosine, subspace overlap and rank collapse.
@@ -31,12 +34,6 @@ Examples:
   asrmerge taskvec base/ ft/ | asrmerge svd-inspect - --summary
   asrmerge svd-inspect --include '*.encoder_attn.*' tv1.st tv2.st | jq -c 'select(.kind == "pair")'
 """
-
-
-class Device(str, Enum):
-    auto = "auto"
-    cpu = "cpu"
-    cuda = "cuda"
 
 
 class StiNorm(str, Enum):
@@ -74,8 +71,7 @@ def svd_inspect(
     json_out: Annotated[bool, typer.Option("--json", help="With --summary: one JSON object even on a terminal.")] = False,
     plot: Annotated[str | None, typer.Option("--plot", metavar="FILE",
                     help="Also draw spectra, effective rank by depth and interference heat maps (.png or .svg).")] = None,
-    device: Annotated[Device, typer.Option("--device", envvar="ASRMERGE_DEVICE",
-                      help="Where the SVDs run; auto: cuda when there is a GPU.")] = Device.auto,
+    device: common.DeviceOpt = "auto",
     compute_dtype: common.ComputeOpt = common.ComputeDtype.fp32,
     dtype: Annotated[common.Dtype | None, typer.Option("--dtype", help="Storage dtype that rounding_loss assumes "
                                                        "(needs --base; default: the base's).")] = None,
@@ -83,15 +79,21 @@ def svd_inspect(
     debug: common.Debug = False,
 ) -> None:
     def job() -> None:
+        from asrmerge.device import KERNELS, resolve
+        from asrmerge.diagnostics.inspection import Settings
+
         _check(rank_frac, beta, sti_k, collapse_threshold, summary, json_out, dtype, base)
         if plot is not None:
             from asrmerge.diagnostics.plot import check_path, require_matplotlib
 
             check_path(plot)
             require_matplotlib()
-        _inspect(inputs, base, merged, include, exclude, all_2d, full, rank_frac, beta, sti_k, sti_norm.value,
-                 collapse_threshold, not no_pairs, summary, json_out, plot, device.value, compute_dtype, dtype, quiet,
-                 tau=tau)
+        settings = Settings(rank_frac=rank_frac, beta=beta, sti_k=sti_k, sti_norm=sti_norm.value,
+                            collapse_threshold=collapse_threshold, pairs=not no_pairs, full=full,
+                            compute=common.compute(compute_dtype), device=str(resolve(device, kinds=KERNELS)),
+                            rounding_dtype=common.code(dtype))
+        _inspect(settings, inputs, base=base, merged=merged, tau=tau, include=include, exclude=exclude, all_2d=all_2d,
+                 summary=summary, json_out=json_out, plot=plot, quiet=quiet)
 
     common.call("svd-inspect", debug, job)
     if plot is not None:
@@ -102,11 +104,12 @@ def _check(rank_frac: float | None, beta: float, sti_k: int | None, threshold: f
            json_out: bool, dtype: common.Dtype | None, base: str | None) -> None:
     """Option values and combinations, checked before anything is read (usage errors, exit 2)."""
     from asrmerge.errors import UsageError
+    from asrmerge.merge import registry
 
-    if rank_frac is not None and not 0 < rank_frac <= 1:
-        raise UsageError(f"{rank_frac} is not in (0, 1]", subject="--rank-frac", hint="e.g. --rank-frac 0.1")
-    if not 0 < beta <= 1:
-        raise UsageError(f"{beta} is not in (0, 1]", subject="--beta", hint="the paper uses 0.3")
+    boosted = registry.get("boosted-tsvm")  # p and beta of the diagnostics are BoostedTSV-M's, with its ranges
+    if rank_frac is not None:
+        boosted.param("rank_frac").check(rank_frac, subject="--rank-frac", hint="e.g. --rank-frac 0.1")
+    boosted.param("beta").check(beta, subject="--beta", hint="the paper uses 0.3")
     if sti_k is not None and sti_k < 1:
         raise UsageError(f"{sti_k} is not a positive number of triplets", subject="--sti-k")
     if not 0 < threshold < float("inf"):
@@ -117,13 +120,11 @@ def _check(rank_frac: float | None, beta: float, sti_k: int | None, threshold: f
         raise UsageError("rounding_loss needs the base model", subject="--dtype", hint="add --base BASE")
 
 
-def _inspect(inputs: list[str], base: str | None, merged: str | None, include: list[str] | None,
-             exclude: list[str] | None, all_2d: bool, full: bool, rank_frac: float | None, beta: float,
-             sti_k: int | None, sti_norm: str, threshold: float, pairs: bool, summary: bool, json_out: bool,
-             plot: str | None, device: str, compute_dtype: common.ComputeDtype, dtype: common.Dtype | None,
-             quiet: bool, *, tau: bool = False) -> None:
+def _inspect(settings: Settings, inputs: list[str], *, base: str | None, merged: str | None, tau: bool,
+             include: list[str] | None, exclude: list[str] | None, all_2d: bool, summary: bool, json_out: bool,
+             plot: str | None, quiet: bool) -> None:
     """Open the inputs, stream the inspection, and write records, the summary and the picture."""
-    from asrmerge.diagnostics.inspection import Settings, inspect_tensors, resolve_device
+    from asrmerge.diagnostics.inspection import inspect_tensors
     from asrmerge.diagnostics.layers import select
     from asrmerge.diagnostics.plot import PlotData, draw
     from asrmerge.diagnostics.report import Summary
@@ -131,9 +132,6 @@ def _inspect(inputs: list[str], base: str | None, merged: str | None, include: l
     from asrmerge.errors import UsageError
     from asrmerge.io import jsonl
 
-    settings = Settings(rank_frac=rank_frac, beta=beta, sti_k=sti_k, sti_norm=sti_norm, collapse_threshold=threshold,
-                        pairs=pairs, full=full, compute=common.compute(compute_dtype), device=resolve_device(device),
-                        rounding_dtype=common.code(dtype))
     with Sources(inputs, base=base, merged=merged, tau=tau) as src:
         names = select(src.ref.infos.values(), include=include, exclude=exclude, all_2d=all_2d)
         if not names:
@@ -144,7 +142,7 @@ def _inspect(inputs: list[str], base: str | None, merged: str | None, include: l
         # --plot on a terminal: the picture is the point, so the summary tables rather than a screenful of records
         summary = summary or (plot is not None and sys.stdout.isatty())
         table = Summary(src.labels, merged_label) if summary else None
-        picture = PlotData(src.labels, merged_label, threshold) if plot else None
+        picture = PlotData(src.labels, merged_label, settings.collapse_threshold) if plot else None
         with common.progress(quiet) as progress:
             for result in inspect_tensors(src, names, settings, progress):
                 if table is None:

@@ -88,7 +88,7 @@ def taskvec(
         from asrmerge import taskvectors as tv
         from asrmerge.io.writer import check_destination
 
-        shards = common.size(shard_size)
+        shards = common.size(shard_size, "--shard-size")
         check_destination(output, force=force, inputs=inputs)
         common.sweep(output, quiet)
         with common.progress(quiet) as p:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from enum import Enum
 from pathlib import Path
 from typing import Annotated
@@ -51,8 +50,7 @@ def transcribe(
     task: Annotated[Task | None, typer.Option("--task", help="Transcribe (default) or translate to English.")] = None,
     beam_size: Annotated[int, typer.Option("--beam-size", metavar="N", help="Beam search width; 1 is greedy.")] = 1,
     batch_size: Annotated[int, typer.Option("--batch-size", metavar="N", help="Utterances per batch.")] = 16,
-    device: Annotated[str | None, typer.Option("--device", metavar="DEV",
-                      help="auto, cpu, cuda, cuda:N or mps (default: $ASRMERGE_DEVICE, else auto).")] = None,
+    device: common.DeviceOpt = "auto",
     dtype: Annotated[common.Dtype | None, typer.Option("--dtype",
                      help="Compute dtype (default: fp16 on CUDA, fp32 on CPU).")] = None,
     max_new_tokens: Annotated[int | None, typer.Option("--max-new-tokens", metavar="N",
@@ -72,55 +70,35 @@ def transcribe(
 ) -> None:
     def job() -> tuple[int, int]:
         from asrmerge.asr import decoding as tr
-        from asrmerge.asr import manifest as mf
+        from asrmerge.asr import jobs, runaway
         from asrmerge.asr import model as md
-        from asrmerge.asr import runaway
-        from asrmerge.errors import InputError, UsageError
-        from asrmerge.io import writer as wr
+        from asrmerge.device import resolve
         from asrmerge.io.jsonl import write_record
 
-        if resume and output == "-":
-            raise UsageError("needs -o FILE", subject="--resume", hint="write to a file: -o hyp.jsonl --resume")
-        if model == "-" and manifest == "-":
-            raise UsageError("stdin ('-') can be only one input", hint="give the manifest as a file")
-        if manifest == "-" and sys.stdin.isatty():
-            raise UsageError("stdin is a terminal, not a manifest", subject="-",
-                             hint="give MANIFEST as a file, or pipe JSON lines in")
-        md.check_chunk_length(chunk_length)
-        part = mf.parse_shard(shard)
-        inputs = [model, manifest, *([str(config)] if config else [])]
-        dest = wr.check_destination(output, force=force or resume, inputs=inputs, owner=wr.TRANSCRIPT)
-        if resume and dest.kind != "file":
-            raise UsageError("needs -o FILE, a regular file", subject="--resume", hint="write to a file: -o hyp.jsonl --resume")
-        if resume and dest.mode == "force":
-            assert dest.path is not None
-            raise InputError(f"is not an output of asrmerge transcribe ({wr.transcript_problem(dest.path)})",
-                             subject=output, hint="--resume appends only to those; choose another -o")
+        run = jobs.prepare(model, manifest, output, config=str(config) if config else None, shard=shard,
+                           resume=resume, force=force, chunk_length=chunk_length)
         common.sweep(output, quiet)
-        items = mf.read_manifest(manifest)
-        if resume:
-            mf.check_unique(items, manifest)
-        selected = part.select(items)
+        jobs.select(run)
+        part, selected, todo = run.shard, run.selected, run.todo
         if shard == "auto" and part.source == "none" and not quiet:
             common.warn("transcribe", "--shard auto: no Slurm array (SLURM_ARRAY_TASK_ID) or torch.distributed "
                         "(RANK, WORLD_SIZE) variables are set; transcribing the whole manifest as shard 1/1")
         elif part.count > 1 or shard is not None:
-            common.note(f"shard {part} ({part.source}): {len(selected)} of {common.plural(len(items), 'utterance')}", quiet)
-        done = mf.resume_done(dest.path) if resume and dest.path is not None else set()
-        todo = [u for u in selected if u.key not in done]
+            common.note(f"shard {part} ({part.source}): {len(selected)} of {common.plural(len(run.items), 'utterance')}",
+                        quiet)
         if resume:
             common.note(f"--resume: {len(selected) - len(todo)} of {len(selected)} already in {output}", quiet)
-            extra = sorted(done - {u.key for u in selected})
+            extra = run.extra
             if extra and not quiet:
                 where = f"shard {part} of {manifest}" if part.count > 1 else manifest
                 common.warn("transcribe", f"{output}: {len(extra)} record{'s' if len(extra) > 1 else ''} not in "
                             f"{where} (first: id {extra[0]!r}); kept as they are")
         if not todo:
-            with wr.open_text(dest, append=resume):
+            with jobs.output(run):
                 pass  # an empty shard still leaves its (empty) output file
             common.note("nothing to transcribe", quiet)
             return 0, 0
-        dev, _ = md.resolve_device(device)
+        dev = resolve(device)
         settings = tr.Settings(language=language, language_field=language_field,
                                task=task.value if task else None, beam_size=beam_size,
                                batch_size=batch_size, max_new_tokens=max_new_tokens)
@@ -128,7 +106,7 @@ def transcribe(
                     chunk_length=chunk_length, verbose=common.debug_on(debug))
         tr.check_settings(w, settings)
         stats = tr.Stats()
-        with wr.open_text(dest, append=resume) as out, common.progress(quiet) as p:
+        with jobs.output(run) as out, common.progress(quiet) as p:
             for res in tr.transcribe(w, todo, settings, progress=p, stats=stats, verbose=common.debug_on(debug)):
                 if res.error is not None:
                     if strict:

@@ -24,7 +24,6 @@ from asrmerge.diagnostics import interference as inter
 from asrmerge.diagnostics.layers import group, layer
 from asrmerge.diagnostics.sources import Sources
 from asrmerge.diagnostics.spectra import TOP, matrix_stats, rounding_loss
-from asrmerge.errors import UsageError
 from asrmerge.io.tensors import torch_dtype
 from asrmerge.linalg.svd import svd, svdvals
 from asrmerge.progress import NoProgress, Progress
@@ -43,7 +42,7 @@ class Settings:
         pairs: compute ``tasks`` and ``pair`` records (T >= 2).
         full: list every singular value (else the top 64).
         compute: the dtype of the arithmetic and the SVD.
-        device: ``cpu`` or ``cuda`` (see :func:`resolve_device`).
+        device: ``cpu``, ``cuda`` or ``cuda:N`` (see :func:`asrmerge.device.resolve`).
         rounding_dtype: safetensors code of the storage dtype ``rounding_loss`` assumes (None: the base's).
     """
 
@@ -70,15 +69,6 @@ class TensorResult:
     records: list[dict[str, Any]]
     spectra: list[torch.Tensor] = field(default_factory=list)
     merged_spectrum: torch.Tensor | None = None
-
-
-def resolve_device(choice: str) -> str:
-    """``auto`` -> ``cuda`` when a GPU is visible, else ``cpu``; ``cuda`` without a GPU is a usage error."""
-    if choice == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if choice == "cuda" and not torch.cuda.is_available():
-        raise UsageError("no CUDA device is visible", subject="--device cuda", hint="use --device cpu or auto")
-    return choice
 
 
 def analyse(name: str, taus: torch.Tensor, *, labels: list[str], settings: Settings,

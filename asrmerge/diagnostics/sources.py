@@ -3,7 +3,7 @@
 Inputs are task vectors (``asrmerge.kind=taskvec``, files declared with ``--tau``, or PEFT LoRA adapters
 read against ``--base``: tau_t is read as stored) or, with ``--base``, fine-tuned models (tau_t = W_t - W_0 in the compute dtype, docs/algorithms.md section 1). ``--merged`` is a merged
 model (M = W* - W_0, needs ``--base``) or a task-vector-like update. Headers are compared before any
-tensor is read (:func:`asrmerge.compat.require_compatible`), and a task vector taken from another base
+tensor is read (:mod:`asrmerge.inputs`), and a task vector taken from another base
 than ``--base`` (or, without ``--base``, from another base than the other task vectors) is refused.
 """
 
@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import torch
 
-from asrmerge.compat import require_compatible, require_model, require_same_base, require_taskvec
 from asrmerge.errors import InputError, UsageError
-from asrmerge.io.checkpoint import Checkpoint, open_checkpoint
-from asrmerge.taskvectors import finite
+from asrmerge.inputs import check_stdin, open_base, open_input, require_from, require_together
+from asrmerge.io.checkpoint import Checkpoint
+from asrmerge.io.tensors import finite
 
 
 @dataclass
@@ -43,19 +43,14 @@ class Sources:
 
     def __init__(self, inputs: list[str], *, base: str | None = None, merged: str | None = None,
                  tau: bool = False) -> None:
-        specs = [*inputs, *([base] if base else []), *([merged] if merged else [])]
         if not inputs:
             raise UsageError("no input", hint="give task vectors, or fine-tuned checkpoints with --base BASE")
-        if specs.count("-") > 1:
-            raise UsageError("stdin ('-') can be only one input")
+        check_stdin([*inputs, base, merged])
         self._stack = ExitStack()
         self.tau = tau
         self.base: Checkpoint | None = None
         try:
-            self.base = self._open(base) if base else None
-            if self.base is not None and self.base.kind == "taskvec":
-                raise UsageError("is a task vector, not a base model", subject=self.base.label,
-                                 hint="--base takes the pre-trained model the inputs were fine-tuned from")
+            self.base = open_base(base, self._stack)
             self.inputs = [self._subject(s, "input") for s in inputs]
             self.merged = self._subject(merged, "--merged") if merged else None
             self._check()
@@ -63,15 +58,10 @@ class Sources:
             self._stack.close()
             raise
 
-    def _open(self, spec: str, tau: bool = False) -> Checkpoint:
-        return self._stack.enter_context(open_checkpoint(spec, base=self.base, tau=tau))
-
     def _subject(self, spec: str, role: str) -> Subject:
         """Open ``spec``: a task vector (or LoRA adapter) is an update as stored; a model needs the base."""
-        ckpt = self._open(spec, self.tau and role == "input")  # --tau declares inputs, not --merged
+        ckpt = open_input(spec, self._stack, self.base, tau=self.tau and role == "input")  # --tau declares inputs
         if ckpt.kind == "taskvec":
-            if self.base is not None and role == "input":
-                require_taskvec(self.base, ckpt)
             return Subject(spec, ckpt, True)
         if self.base is None:
             what = "a merged model" if role == "--merged" else "a model, not a task vector"
@@ -80,19 +70,17 @@ class Sources:
                     "pass --tau if it holds task vectors (from another tool), or --base BASE so that the update "
                     "is taken against it")
             raise UsageError(f"is {what}", subject=spec, hint=hint)
-        require_model(self.base, ckpt)
         return Subject(spec, ckpt, False)
 
     def _check(self) -> None:
         """Headers against the reference, then the recorded base fingerprints (docs/algorithms.md section 1; compat)."""
         subjects = [*self.inputs, *([self.merged] if self.merged else [])]
-        ref = self.base or subjects[0].ckpt
-        require_compatible(ref, [s.ckpt for s in subjects if s.ckpt is not ref])
-        updates = [s for s in subjects if s.is_update]
+        require_together(self.base or subjects[0].ckpt, [s.ckpt for s in subjects])
         if self.base is not None:
-            for s in updates:
-                require_same_base(self.base, s.ckpt)
+            for s in subjects:  # --merged, taken as given, is not looked inside
+                require_from(self.base, s.ckpt, files=s is not self.merged or not s.is_update)
             return
+        updates = [s for s in subjects if s.is_update]
         first = next((s for s in updates if s.ckpt.base_fingerprint()), None)
         for s in updates:
             fp = s.ckpt.base_fingerprint()

@@ -111,9 +111,12 @@ def cli_name(code: str) -> str:
     return code.lower()
 
 
-def parse_size(text: str, *, option: str = "--shard-size") -> int:
+def parse_size(text: str, *, option: str) -> int:
     """Bytes in a size such as ``2GB``, ``500MiB`` or ``1048576`` (decimal units are powers of 1000).
 
+    Args:
+        text: the size as given.
+        option: the option it was given to (``--shard-size``, ``--memory``), named in the error.
     Raises:
         UsageError: naming ``option``, for anything but a finite positive size of at least one byte.
     """

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from asrmerge.errors import UsageError
-from asrmerge.taskvectors import finite
+from asrmerge.io.tensors import finite
 
 if TYPE_CHECKING:
     from torch import Tensor

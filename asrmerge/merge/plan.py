@@ -16,9 +16,11 @@ from typing import Any
 
 import torch
 
-from asrmerge.compat import require_compatible, require_model, require_same_base, require_taskvec
+from asrmerge.device import KERNELS
+from asrmerge.device import resolve as resolve_device
 from asrmerge.errors import InputError, UsageError
-from asrmerge.io.checkpoint import Checkpoint, MemoryBackend, open_checkpoint
+from asrmerge.inputs import check_stdin, open_base, open_input, require_base, require_from, require_together
+from asrmerge.io.checkpoint import Checkpoint, MemoryBackend
 from asrmerge.io.metadata import provenance
 from asrmerge.io.tensors import TensorInfo
 from asrmerge.io.writer import check_destination
@@ -138,20 +140,6 @@ def resolve_params(algo: registry.Algorithm, items: list[str], T: int) -> tuple[
     return values, policy
 
 
-def _open(spec: str, stack: ExitStack, base: Checkpoint | None = None, tau: bool = False) -> Checkpoint:
-    return stack.enter_context(open_checkpoint(spec, base=base, tau=tau))
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("CUDA is not available on this machine", subject="--device", hint="use --device cpu")
-    if name != "cpu" and not name.startswith("cuda"):
-        raise UsageError(f"unknown device {name!r}", subject="--device", hint="use cpu, cuda, cuda:N or auto")
-    return torch.device(name)
-
-
 def output_paths(template: str, combos: list[dict[str, Any]], lams: list[float | None],
                  swept: list[str]) -> list[tuple[str, int, float | None]]:
     """(path, combo index, lam) per output; every swept parameter must appear in the template as {name}."""
@@ -195,8 +183,7 @@ def make_plan(spec: MergeSpec, *, opened: tuple[Checkpoint | None, list[Checkpoi
     if len(spec.inputs) < algo.min_tasks:
         raise UsageError(f"{algo.name} needs at least {algo.min_tasks} inputs, got {len(spec.inputs)}",
                          hint="T = 1 is no merge for this algorithm" if algo.min_tasks == 2 else None)
-    if sum(1 for s in [*spec.inputs, spec.base] if s == "-") > 1:
-        raise UsageError("stdin ('-') can be only one input")
+    check_stdin([*spec.inputs, spec.base])
     values, policy_param = resolve_params(algo, spec.params, len(spec.inputs))
     if spec.weights is not None and len(spec.weights) != len(spec.inputs):
         raise UsageError(f"{len(spec.weights)} weights for {len(spec.inputs)} inputs", subject="--weights",
@@ -211,15 +198,17 @@ def make_plan(spec: MergeSpec, *, opened: tuple[Checkpoint | None, list[Checkpoi
     if spec.check_outputs:
         for path, _, _ in targets:
             check_destination(path, force=spec.force, inputs=specs)
-    device = _device(spec.device)
+    device = resolve_device(spec.device or "auto", kinds=KERNELS)
 
     stack = ExitStack()
     try:
         if opened is not None:
             base, sources = opened
+            if base is not None:
+                require_base(base)
         else:
-            base = _open(spec.base, stack) if spec.base else None
-            sources = [_open(s, stack, base, spec.tau) for s in spec.inputs]
+            base = open_base(spec.base, stack)
+            sources = [open_input(s, stack, base, tau=spec.tau) for s in spec.inputs]
         is_tv = [s.kind == "taskvec" for s in sources]
         if base is None and any(is_tv):
             first = sources[is_tv.index(True)]
@@ -227,17 +216,12 @@ def make_plan(spec: MergeSpec, *, opened: tuple[Checkpoint | None, list[Checkpoi
                              hint="pass --base BASE (the model the task vectors were taken from)")
         if base is None and algo.needs_base:
             raise UsageError(f"{algo.name} needs the base model", subject="--base", hint="pass --base BASE")
-        if base is not None and base.kind == "taskvec":
-            raise UsageError("is a task vector, not a base model", subject=base.label, hint="--base takes the pre-trained model")
         ref = base if base is not None else sources[0]
-        require_compatible(ref, [s for s in sources if s is not ref])
+        require_together(ref, sources)
         warnings = duplicates(base, sources, strict=spec.strict_inputs)
         if base is not None:
-            for s in sources:
-                if s.kind == "taskvec":
-                    require_same_base(base, s)
-                if not isinstance(s.backend, MemoryBackend):  # files: a task vector mistaken for a model, or back
-                    (require_taskvec if s.kind == "taskvec" else require_model)(base, s)
+            for s in sources:  # files: the user may have mistaken a task vector for a model, or back
+                require_from(base, s, files=not isinstance(s.backend, MemoryBackend))
         inputs = Inputs(base, sources, is_tv, list(spec.weights or [1.0] * len(sources)), spec.compute_dtype, device)
         classes = {name: policy.classify(info) for name, info in ref.infos.items()}
         if base is None and any(c == "base" for c in classes.values()):

@@ -101,15 +101,28 @@ class Param:
         self.check(value)
         return value
 
-    def check(self, value: Any) -> None:
+    def check(self, value: Any, *, subject: str = "-p", hint: str | None = None) -> None:
+        """Raise a usage error unless ``value`` is one of the choices, or lies in the accepted interval.
+
+        Args:
+            value: the parsed value.
+            subject: where it was given: ``-p`` (the message names the parameter: ``beta=1.5 is out of range
+                (0,1]``), or an option of its own, such as svd-inspect's ``--beta`` (``1.5 is not in (0, 1]``).
+            hint: the next step (default: the parameter's doc line, or the closest choice).
+        Raises:
+            UsageError: naming ``subject``.
+        """
+        own = subject != "-p"
         if self.choices is not None:
             if value not in self.choices:
                 near = difflib.get_close_matches(str(value), self.choices, n=1)
-                hint = f"did you mean {near[0]!r}?" if near else f"use one of {', '.join(self.choices)}"
-                raise UsageError(f"{self.name}={value!r} is not one of {', '.join(self.choices)}", subject="-p", hint=hint)
+                what = f"{value!r}" if own else f"{self.name}={value!r}"
+                raise UsageError(f"{what} is not one of {', '.join(self.choices)}", subject=subject,
+                                 hint=hint or (f"did you mean {near[0]!r}?" if near else f"use one of {', '.join(self.choices)}"))
         elif isinstance(self.accepts, str) and isinstance(value, int | float) and not interval_contains(self.accepts, value):
-            raise UsageError(f"{self.name}={format_value(value)} is out of range {self.accepts}", subject="-p",
-                             hint=f"{self.name}: {self.doc}")
+            message = (f"{value} is not in {self.accepts.replace(',', ', ')}" if own else
+                       f"{self.name}={format_value(value)} is out of range {self.accepts}")
+            raise UsageError(message, subject=subject, hint=hint or f"{self.name}: {self.doc}")
 
     def value_for(self, value: Any, T: int) -> Any:
         """``value``, or the run-time default for T tasks when it is ``None``; checked."""
