@@ -188,7 +188,8 @@ def _print_dry_run(report: dict[str, Any], as_json: bool, verbose: bool) -> None
            f"compute {report['compute_dtype']}"]
     out.append(f"{len(report['tensors'])} tensors, classes: "
                + ", ".join(f"{k} {v}" for k, v in sorted(report["classes"].items())))
-    out.append(f"SVDs: {report['svds']}  (estimated {report['svd_seconds_estimate']:.1f} s)")
+    cores = f", on LoRA cores for {report['core_tensors']} matrices" if report["core_tensors"] else ""
+    out.append(f"SVDs: {report['svds']}{cores}  (estimated {report['svd_seconds_estimate']:.1f} s)")
     out.append(f"read {report['read_bytes'] / gib:.2f} GiB, write {report['write_bytes'] / gib:.2f} GiB, "
                f"peak memory about {report['peak_bytes_estimate'] / gib:.2f} GiB, "
                f"time about {report['seconds_estimate']:.1f} s")
@@ -198,6 +199,7 @@ def _print_dry_run(report: dict[str, Any], as_json: bool, verbose: bool) -> None
         out.append("tensors (class, name, shape, dtype, SVDs):")
         for t in report["tensors"]:
             svd = f"  {t['svds']} SVDs" if t["svds"] else ""
+            svd += f" (core R={t['core_rank']})" if t["core_rank"] is not None else ""
             out.append(f"  {t['class']:<8} {t['tensor']:<60} {'x'.join(map(str, t['shape'])):<14} {t['dtype']}{svd}")
     else:
         out.append("(-v lists each tensor's class, shape and SVDs; --json gives all of it as one document)")
