@@ -353,9 +353,9 @@ def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float = 1.0e9
         rank = plan.core_rank(name)
         if plan.algo.space == "subspace" and cls in ("svd", "svd-flat"):
             m, n = info.shape[0], math.prod(info.shape[1:])
-            for c in plan.combos:
-                count = plan.algo.svd_count(T, c)
-                if rank is not None and plan.algo.in_core(c):  # R x R cores (none at all when R = 0)
+            for combo in plan.combos:
+                count = plan.algo.svd_count(T, combo)
+                if rank is not None and plan.algo.in_core(combo):  # R x R cores (none at all when R = 0)
                     count = count if rank else 0
                     svd_seconds += count * svd_rate * svd_units(rank, rank)
                 else:
