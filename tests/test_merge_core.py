@@ -156,14 +156,19 @@ def test_the_engine_takes_the_core_path_only_where_it_is_exact(tiny_base: Path, 
     assert spy.full == [] and len(spy.core) == 16
     assert sorted({s[0] for s in spy.core}) == [2, 3, 4, 5, 7] and all(s[0] == s[1] for s in spy.core)
 
+    r = CliRunner().invoke(app, ["merge", "--algo", "iso-c", "--base", str(tiny_base), *map(str, adapters),
+                                 "-o", str(tmp_path / "noted.safetensors")])
+    assert r.exit_code == 0 and "16 matrices merged in the core space of the LoRA inputs' factors" in r.stderr
+
     spy.core.clear()
     merge(tiny_base, adapters, tmp_path / "full-mode.safetensors", "iso-c", ["rank_mode=full"])
     assert spy.core == [] and len(spy.full) == 16  # rank_mode=full has no core: the matrix rule runs
 
     spy.full.clear()
     mixed = [loras["a"], loras["b"], dense["c"]]  # a dense task vector among the inputs: no common factors
-    merge(tiny_base, mixed, tmp_path / "mixed.safetensors", "tsvm", [])
-    assert spy.core == [] and len(spy.full) == 16
+    r = CliRunner().invoke(app, ["merge", "--algo", "tsvm", "--base", str(tiny_base), *map(str, mixed), "--weights",
+                                 WEIGHTS, "-o", str(tmp_path / "mixed.safetensors")])
+    assert r.exit_code == 0 and spy.core == [] and len(spy.full) == 16 and "core space" not in r.stderr
 
     spy.full.clear()
     invoke("merge", "--algo", "iso-c", "--base", str(tiny_base), *map(str, adapters), "-p", "rank_mode=numerical,full",
@@ -214,3 +219,11 @@ def test_dry_run_costs_core_space_svds(tiny_base: Path, loras: dict[str, Path], 
                                     "--dry-run", "-v"]).stdout
     assert "SVDs: 80, on LoRA cores for 16 matrices" in text
     assert json.dumps(core)  # serialisable as --json prints it
+
+
+def test_every_core_rule_is_compared_with_its_matrix_rule() -> None:
+    """An algorithm that declares a core rule joins the comparison above (registry.algorithm's contract)."""
+    with_core = {n for n in registry.names() if registry.REGISTRY[n].core is not None}
+    assert with_core == {a for a, _ in CASES} == {"iso-c", "iso-cts", "tsvm", "tsvm-ns", "boosted-tsvm"}
+    assert not registry.get("iso-c").in_core({"rank_mode": "full"}) and registry.get("iso-cts").in_core(
+        {"rank_mode": "numerical", "orth": "ns"})

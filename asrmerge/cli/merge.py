@@ -129,6 +129,9 @@ def merge(
         for o in plan.outputs:
             if o.path != "-":
                 common.note(f"wrote {o.path}", quiet)
+        if plan.merged_in_core:
+            common.note(f"{len(plan.merged_in_core)} matrices merged in the core space of the LoRA inputs' factors "
+                        "(docs/algorithms.md section 6.5)", quiet)
         if os.environ.get("ASRMERGE_CUDA_STATS") and plan.inputs.device.type == "cuda":
             import torch
 
