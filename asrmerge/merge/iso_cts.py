@@ -54,7 +54,7 @@ def iso_cts(tasks: Operands, *,
 
     from asrmerge.linalg.svd import eps_tol, orthogonalise, svd, svdvals
 
-    m, n = tasks.shape[0], tasks.shape[1]
+    m, n = tasks.matrix_shape
     r = min(m, n)
     T = tasks.T
     k, s = sizes(r, T, common_frac)

@@ -50,7 +50,6 @@ class Inputs:
         finite(t, name, ckpt.label)
         return t.to(device=self.device, dtype=self.dtype, non_blocking=True)
 
-
     def factor_rank(self, name: str) -> int | None:
         """R = sum_t r_t when every input gives tensor ``name`` as LoRA factors (rank 0 where an adapter leaves
         it alone), else None (a full fine-tune or task vector among the inputs, a bias or a saved copy)."""
@@ -131,6 +130,11 @@ class Operands:
         self.matrix = matrix  # svd-flat: present N-D tensors as (shape[0], rest)
         self._draws = draws or Draws(name)
         self._cache: dict[Any, Tensor] = {}
+
+    @property
+    def matrix_shape(self) -> tuple[int, int]:
+        """(m, n) of the matrix the matrix rules see: ``shape``, or (shape[0], rest) for svd-flat."""
+        return self.shape[0], math.prod(self.shape[1:])
 
     def _view(self, t: Tensor) -> Tensor:
         return t.reshape(t.shape[0], -1) if self.matrix else t

@@ -38,7 +38,7 @@ def truncation(tasks: Operands, rank_frac: float) -> int:
     """k = max(1, floor(p r))."""
     import math
 
-    return max(1, math.floor(rank_frac * min(tasks.shape[0], tasks.shape[1])))
+    return max(1, math.floor(rank_frac * min(tasks.matrix_shape)))
 
 
 def tsv_merge(tasks: Operands, rank_frac: float, orth: str, ns_steps: int, ns_coeffs: str,
@@ -61,7 +61,7 @@ def tsv_merge(tasks: Operands, rank_frac: float, orth: str, ns_steps: int, ns_co
         ss.append(sk)
         vs.append(v[:, :kt])
     ubar, scat, vbar = torch.cat(us, 1), torch.cat(ss), torch.cat(vs, 1)
-    m, n = tasks.shape[0], tasks.shape[1]
+    m, n = tasks.matrix_shape
     if scat.numel() == 0:
         return torch.zeros((m, n), dtype=tasks.dtype, device=tasks.device)
     if orth == "eigh" and scat.numel() > min(m, n):

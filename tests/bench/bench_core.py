@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
 import time
 from pathlib import Path
@@ -103,6 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     tasks = inputs(args.tasks, args.rank)
+    load = os.getloadavg()[0]
     rows: list[dict[str, Any]] = []
     for algo in args.algos.split(","):
         t_core, core32, n_core = run(algo, tasks, core=True, dtype=torch.float32)
@@ -116,10 +118,10 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(row)
         print(" ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
     if not args.no_report:
-        report(rows, args.tasks, args.rank)
+        report(rows, args.tasks, args.rank, (load, os.getloadavg()[0]))
 
 
-def report(rows: list[dict[str, Any]], T: int, r: int) -> None:
+def report(rows: list[dict[str, Any]], T: int, r: int, load: tuple[float, float]) -> None:
     shapes = ", ".join(f"{n.removeprefix('model.encoder.layers.0.')} {m} x {k}" for n, (m, k) in MATRICES.items())
     lines = [
         "# LoRA inputs: core space against full space",
@@ -131,6 +133,10 @@ def report(rows: list[dict[str, Any]], T: int, r: int) -> None:
         "default parameters (p = 1/T). Time: the engine's merge of the three matrices (inputs in memory). "
         "Differences: max |a - b| / max |b| of tau*, the largest over the three matrices; fp64 is the core-space "
         "merge computed in fp64.",
+        "",
+        f"Load average {load[0]:.1f} at the start and {load[1]:.1f} at the end, on 2 cores: the machine was shared, so "
+        "the times are upper bounds that vary between runs (up to about 2x); the two spaces of one row ran back "
+        "to back. The differences do not depend on the load.",
         "",
         "| algorithm | full space (s) | core space (s) | speedup | core vs full (fp32) | full fp32 vs fp64 | "
         "core fp32 vs fp64 |",
