@@ -202,7 +202,7 @@ def _print_dry_run(report: dict[str, Any], as_json: bool, verbose: bool) -> None
         out.append("tensors (class, name, shape, dtype, SVDs):")
         for t in report["tensors"]:
             svd = f"  {t['svds']} SVDs" if t["svds"] else ""
-            svd += f" (core R={t['core_rank']})" if t["core_rank"] is not None else ""
+            svd += f"  (core R={t['core_rank']})" if t["core_rank"] is not None else ""
             out.append(f"  {t['class']:<8} {t['tensor']:<60} {'x'.join(map(str, t['shape'])):<14} {t['dtype']}{svd}")
     else:
         out.append("(-v lists each tensor's class, shape and SVDs; --json gives all of it as one document)")
