@@ -4,7 +4,8 @@ Conventions of docs/algorithms.md that this file relies on (section 0 states the
 
 - an algorithm's section is a numbered subsection of 4, 5 or 6 whose heading names the algorithm in
   backquotes (``### 5.3 `dare-ta`, `dare-ties` - DARE``); backquoted words in those headings are
-  algorithm names and nothing else;
+  algorithm names and nothing else; the subsections in :data:`SHARED` are about several algorithms and
+  name none;
 - its parameters are in a table introduced by ``**Parameters** of `NAME`[ and `NAME`]:``, one row per
   parameter: ``| `name` | `default` | `accepted` | meaning | default from |``, where ``accepted`` is the
   interval, or every choice in backquotes (``true``, ``false`` for a bool).
@@ -26,6 +27,7 @@ DOC_PATH = ROOT / "docs" / "algorithms.md"
 DOC = DOC_PATH.read_text()
 MAN_MD = (ROOT / "man" / "asrmerge-merge.1.md").read_text()
 MAN_ROFF = (ROOT / "man" / "asrmerge-merge.1").read_text().replace("\\-", "-")
+SHARED = ("6.5",)  # subsections of 4-6 that are no algorithm's section (6.5: LoRA inputs in core space)
 HEADING = re.compile(r"^(#{2,4}) (\d+(?:\.\d+)*)\.? (.*)$")
 LABEL = re.compile(r"^\*\*Parameters\*\* of (?P<names>[^:]+):(?P<rest>.*)$")
 
@@ -48,7 +50,7 @@ class Section:
     @property
     def is_algorithm_section(self) -> bool:
         top, _, sub = self.number.partition(".")
-        return top in ("4", "5", "6") and sub != ""
+        return top in ("4", "5", "6") and sub != "" and self.number not in SHARED
 
 
 def sections(text: str) -> list[Section]:
@@ -134,7 +136,7 @@ def test_the_numbered_sections_are_the_ones_citations_use() -> None:
     for top in {n.split(".")[0] for n in numbers}:
         subs = [int(n.split(".")[1]) for n in numbers if n.startswith(top + ".")]
         assert subs == list(range(1, len(subs) + 1)), f"section {top}: subsections {subs}"
-    cited = {"4.1", "4.2", "4.3", "4.4", "5.1", "5.2", "5.3", "5.4", "5.5", "6.1", "6.2", "6.3", "6.4",
+    cited = {"4.1", "4.2", "4.3", "4.4", "5.1", "5.2", "5.3", "5.4", "5.5", "6.1", "6.2", "6.3", "6.4", "6.5",
              "8.1", "8.2", "8.3", "8.4"}
     assert cited <= set(numbers), sorted(cited - set(numbers))
     items = re.findall(r"^(\d+)\. \*\*", "\n".join(next(s for s in SECTIONS if s.number == "7").lines), re.M)

@@ -1,4 +1,4 @@
-"""Core-space kernels: bases, cores and the lift, and the subspace merges computed on cores (docs/core-space.md).
+"""Core-space kernels: bases, cores and the lift, and the subspace merges computed on cores (docs/algorithms.md section 6.5).
 
 The reference is always the registered full-space algorithm run through the merge engine (merge_one) on the
 dense task vectors tau_t = B_t A_t; the core-space result is lifted and compared to it.

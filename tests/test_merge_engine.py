@@ -98,6 +98,19 @@ def test_svd_on_a_3d_tensor_is_a_usage_error() -> None:
     assert out["model.encoder.conv1.weight"].shape == (10, 4, 3)
 
 
+def test_svd_flat_sizes_its_rules_on_the_flattened_matrix() -> None:
+    """svd-flat merges the (10, 12) matrix of a (10, 4, 3) tensor, so r = 10 (not min(10, 4) = 4): with
+    rank_frac=1 tsvm keeps every triplet and one task comes back unchanged (section 7.1); tasks that leave the
+    tensor alone give W_0 in its own shape."""
+    base, fts = make()
+    flat = "model.encoder.conv1.weight=svd-flat"
+    name = "model.encoder.conv1.weight"
+    out = merge("tsvm", fts[:1], base=base, policy=flat, params={"rank_frac": 1.0})
+    assert torch.allclose(out[name], fts[0][name], rtol=1e-5, atol=1e-5)
+    still = [{**f, name: base[name]} for f in fts]
+    assert torch.equal(merge("tsvm", still, base=base, policy=flat)[name], base[name])
+
+
 @pytest.mark.parametrize("algo", ["tsvm", "ties", "dare-ta", "karcher"])
 def test_parallel_workers_give_the_same_merge(algo: str) -> None:
     base, fts = make(T=4, seed=5)

@@ -121,6 +121,9 @@ def merge(
         for o in plan.outputs:
             if o.path != "-":
                 common.note(f"wrote {o.path}", quiet)
+        if plan.merged_in_core:
+            common.note(f"{len(plan.merged_in_core)} matrices merged in the core space of the LoRA inputs' factors "
+                        "(docs/algorithms.md section 6.5)", quiet)
         if os.environ.get("ASRMERGE_CUDA_STATS") and plan.inputs.device.type == "cuda":
             import torch
 
@@ -180,7 +183,8 @@ def _print_dry_run(report: dict[str, Any], as_json: bool, verbose: bool) -> None
            f"compute {report['compute_dtype']}"]
     out.append(f"{len(report['tensors'])} tensors, classes: "
                + ", ".join(f"{k} {v}" for k, v in sorted(report["classes"].items())))
-    out.append(f"SVDs: {report['svds']}  (estimated {report['svd_seconds_estimate']:.1f} s)")
+    cores = f", on LoRA cores for {report['core_tensors']} matrices" if report["core_tensors"] else ""
+    out.append(f"SVDs: {report['svds']}{cores}  (estimated {report['svd_seconds_estimate']:.1f} s)")
     out.append(f"read {report['read_bytes'] / gib:.2f} GiB, write {report['write_bytes'] / gib:.2f} GiB, "
                f"peak memory about {report['peak_bytes_estimate'] / gib:.2f} GiB, "
                f"time about {report['seconds_estimate']:.1f} s")
@@ -190,6 +194,7 @@ def _print_dry_run(report: dict[str, Any], as_json: bool, verbose: bool) -> None
         out.append("tensors (class, name, shape, dtype, SVDs):")
         for t in report["tensors"]:
             svd = f"  {t['svds']} SVDs" if t["svds"] else ""
+            svd += f"  (core R={t['core_rank']})" if t["core_rank"] is not None else ""
             out.append(f"  {t['class']:<8} {t['tensor']:<60} {'x'.join(map(str, t['shape'])):<14} {t['dtype']}{svd}")
     else:
         out.append("(-v lists each tensor's class, shape and SVDs; --json gives all of it as one document)")

@@ -16,7 +16,7 @@ size: the numerical rank epsilon_tol = max(m, n) eps sigma_1 (a core is R x R), 
 Iso-CTS's (k, s) with r = min(m, n), and the polar factor's rank rule on the m x K concatenation. The rules
 here take that size as ``shape``. Not core-exact: Iso-C and Iso-CTS with rank_mode=full, which average
 over, and lift, all min(m, n) directions, including null directions that the full-space SVD chooses
-arbitrarily outside span(Q_B). The reasoning, step by step, is in docs/core-space.md.
+arbitrarily outside span(Q_B). The reasoning, step by step, is in docs/algorithms.md section 6.5.
 
 All functions are pure torch, on the device and in the dtype of their inputs.
 """
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -59,6 +60,43 @@ def cores(bs: Sequence[Tensor], as_: Sequence[Tensor], qb: Tensor, qa: Tensor) -
 def lift(c: Tensor, qb: Tensor, qa: Tensor) -> Tensor:
     """L(C) = Q_B C Q_A^T: a core back in the full m x n space."""
     return qb @ c @ qa.mT
+
+
+@dataclass(frozen=True)
+class CoreSpace:
+    """One matrix's T low-rank task vectors x_t = w_t tau_t in their core space.
+
+    Attributes:
+        qb, qa: the orthonormal bases Q_B (m x R') and Q_A (n x R').
+        cores: C_t (R' x R'), one per task, so that x_t = Q_B C_t Q_A^T.
+        shape: (m, n) of the full-space matrices, which every size rule uses.
+    """
+
+    qb: Tensor
+    qa: Tensor
+    cores: list[Tensor]
+    shape: tuple[int, int]
+
+    @classmethod
+    def of(cls, bs: Sequence[Tensor], as_: Sequence[Tensor], shape: tuple[int, int]) -> CoreSpace:
+        """The core space of x_t = B_t A_t (B_t m x r_t with the weight and the LoRA scale folded in)."""
+        qb, qa = bases(bs, as_)
+        return cls(qb, qa, cores(bs, as_, qb, qa), shape)
+
+    @property
+    def T(self) -> int:  # noqa: N802  (the paper's notation)
+        return len(self.cores)
+
+    def total(self) -> Tensor:
+        """The core of Delta = sum_t x_t."""
+        out = self.cores[0].clone()
+        for c in self.cores[1:]:
+            out += c
+        return out
+
+    def lift(self, c: Tensor) -> Tensor:
+        """L(C) = Q_B C Q_A^T, an m x n matrix."""
+        return lift(c, self.qb, self.qa)
 
 
 def worthwhile(shape: tuple[int, int], rank: int) -> bool:

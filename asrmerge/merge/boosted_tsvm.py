@@ -16,6 +16,7 @@ from asrmerge.merge.tsvm import NS_COEFFS, ORTHS, one_over_t, svd_count, tsv_mer
 if TYPE_CHECKING:
     from torch import Tensor
 
+    from asrmerge.linalg.core import CoreSpace
     from asrmerge.merge.operands import Operands
 
 
@@ -76,9 +77,26 @@ def _boosted_batched(batch: list[Operands], *, beta: float = 0.3, rank_frac: flo
     return tsv_merge_batch(batch, rank_frac, orth, ns_steps, ns_coeffs, boost=lift if beta < 1.0 else None)
 
 
+def _boosted_core(space: CoreSpace, *, beta: float = 0.3, rank_frac: float | None = None, orth: str = "ns",
+                  ns_steps: int = 5, ns_coeffs: str = "muon", boost_energy: str = "sigma",
+                  boost_scope: str = "kept") -> Tensor:
+    """boosted-tsvm on the cores of LoRA task vectors (docs/algorithms.md section 6.5: exact with
+    boost_scope=kept; with full, the core spectrum lacks the full one's rounding-level zeros)."""
+    from asrmerge.linalg import core
+
+    assert rank_frac is not None
+
+    def lift(sigma: Tensor, full: Tensor) -> Tensor:
+        return boost(sigma, full, beta, boost_energy, boost_scope)
+
+    k = core.truncation(space.shape, rank_frac)
+    return core.tsv(space.cores, space.shape, k, orth=orth, ns_steps=ns_steps, ns_coeffs=ns_coeffs,
+                    boost=lift if beta < 1.0 else None)
+
+
 @algorithm("boosted-tsvm", space="subspace", returns="matrix",
            paper="Carvalho et al. 2026, Model merging for multi-domain ASR, arXiv:2603.05354",
-           lam=Lam(1.0, source="ours"), svds=svd_count, batched=_boosted_batched,
+           lam=Lam(1.0, source="ours"), svds=svd_count, batched=_boosted_batched, core=_boosted_core,
            identity={"beta": 1.0, "orth": "svd", "rank_frac": 1.0, "lam": 1.0})
 def boosted_tsvm(tasks: Operands, *,
                  beta: Annotated[float, P("(0,1]", "energy fraction beta: values from index j* on are lifted to sigma_{j*} (smaller boosts more)", source="the paper")] = 0.3,

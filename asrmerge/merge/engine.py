@@ -6,6 +6,10 @@ chunks, with the statistics element-wise algorithms need computed exactly in ext
 (:mod:`asrmerge.merge.stream`). ``scope=model`` statistics stream over the whole model the same way
 before the merge pass. A parameter sweep computes each decomposition once and writes every lambda.
 
+Where every input gives a matrix as LoRA factors (adapters), the subspace algorithms with a core rule compute
+it on the small cores of the factors and lift the result (docs/algorithms.md section 6.5), without forming
+the dense task vectors; ``plan.merged_in_core`` records those tensors.
+
 Outputs: W* = W_0 + lambda * s * tau* for task-vector algorithms (s: the ``--lam`` group factor),
 W* itself for parameter-space algorithms (W_0 + s (W* - W_0) when s != 1), W_0 bit for bit for class
 ``base``. Non-finite results are errors naming the tensor.
@@ -111,9 +115,37 @@ def _matrix_pieces(plan: Plan, name: str, cls: str, combo: dict[str, Any], memo:
     inputs = plan.inputs
     shape = inputs.reference.infos[name].shape
     tasks = Operands(inputs, name, cls, memo=memo, matrix=cls == "svd-flat", cache=_fits(plan, shape))
-    value = plan.algo.call(tasks, combo).reshape(shape)
-    yield None, value, tasks.base().reshape(shape) if inputs.base is not None else None
+    value = in_core_space(plan, tasks, combo)
+    if value is None:
+        value = plan.algo.call(tasks, combo)
+    yield None, value.reshape(shape), tasks.base().reshape(shape) if inputs.base is not None else None
     tasks.release()
+
+
+def in_core_space(plan: Plan, tasks: Operands, combo: dict[str, Any]) -> Tensor | None:
+    """tau* of a whole matrix computed on the cores of its LoRA factors and lifted (docs/algorithms.md section
+    6.5), or None where the algorithm's matrix rule must run on the dense task vectors instead.
+
+    The bases and cores are kept in the tensor's memo for the other combinations of a sweep. With R = 0 (no
+    adapter changes the matrix) every task vector is zero, and so is tau*.
+    """
+    name = tasks.name
+    if plan.core_rank(name) is None or not plan.algo.in_core(combo):
+        return None
+    from asrmerge.linalg.core import CoreSpace
+
+    shape = tasks.full_shape
+    m, n = shape[0], math.prod(shape[1:])
+    if "core" not in tasks.memo:
+        factors = tasks.factors()
+        assert factors is not None  # plan.core_rank checked every input
+        tasks.memo["core"] = CoreSpace.of(*factors, (m, n)) if plan.core_rank(name) else None
+    space: CoreSpace | None = tasks.memo["core"]
+    plan.merged_in_core.add(name)
+    if space is None:
+        return torch.zeros((m, n), dtype=tasks.dtype, device=tasks.device)
+    result: Tensor = space.lift(plan.algo.call_core(space, combo))
+    return result
 
 
 def _rule_from_stats(plan: Plan, name: str, cls: str, tasks: Operands, combo: dict[str, Any],
@@ -358,14 +390,15 @@ def batches(plan: Plan, names: list[str]) -> list[list[str]]:
             continue
         taken.add(name)
         unit = [name]
-        if plan.classes[name] == "svd":
+        if plan.classes[name] == "svd" and plan.core_rank(name) is None:  # core-space matrices go alone
             shape = infos[name].shape
             per = working_set(plan.inputs.T, infos[name].numel, plan.inputs.dtype)
             size = max(1, min(plan.batch, (2 * plan.budget) // max(per, 1)))
             for other in names[i + 1:i + 1 + lookahead]:
                 if len(unit) >= size:
                     break
-                if other not in taken and plan.classes[other] == "svd" and infos[other].shape == shape:
+                if (other not in taken and plan.classes[other] == "svd" and infos[other].shape == shape
+                        and plan.core_rank(other) is None):
                     unit.append(other)
                     taken.add(other)
         units.append(unit)

@@ -9,6 +9,7 @@ from asrmerge.merge.registry import Lam, P, algorithm
 if TYPE_CHECKING:
     from torch import Tensor
 
+    from asrmerge.linalg.core import CoreSpace
     from asrmerge.merge.operands import Operands
 
 RANK_MODES = ("numerical", "full")
@@ -30,10 +31,22 @@ def _iso_c_batched(batch: list[Operands], *, rank_mode: str = "numerical") -> li
     return list((mean[:, None, None] * ((u * keep.unsqueeze(-2).to(u.dtype)) @ vh)).unbind(0))
 
 
+def _iso_c_core(space: CoreSpace, *, rank_mode: str = "numerical") -> Tensor:
+    """iso-c on the cores of LoRA task vectors (docs/algorithms.md section 6.5: exact with rank_mode=numerical)."""
+    from asrmerge.linalg import core
+
+    return core.iso_c(space.total(), space.shape)
+
+
+def numerical(params: dict[str, object]) -> bool:
+    """rank_mode=numerical: the only mode with a core-space counterpart (rank_mode=full lifts null directions)."""
+    return params.get("rank_mode") == "numerical"
+
+
 @algorithm("iso-c", space="subspace", returns="matrix",
            paper="Marczak et al. 2025, No task left behind (Iso-C), arXiv:2502.04959",
            lam=Lam(1.0, "scaling factor lambda (the Iso code tunes it over (0, 3])", source="FusionBench"),
-           svds=lambda T, params: 1, batched=_iso_c_batched)
+           svds=lambda T, params: 1, batched=_iso_c_batched, core=_iso_c_core, core_exact=numerical)
 def iso_c(tasks: Operands, *,
           rank_mode: Annotated[str, P(RANK_MODES, "average the numerically nonzero singular values (ours), or all (the reference)")] = "numerical") -> Tensor:
     """Iso-C: flatten the spectrum of the summed task vectors to its mean singular value."""

@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 from asrmerge.linalg.newton_schulz import NAMES as NS_COEFFS
-from asrmerge.merge.iso_c import RANK_MODES
+from asrmerge.merge.iso_c import RANK_MODES, numerical
 from asrmerge.merge.registry import Lam, P, algorithm
 
 if TYPE_CHECKING:
     from torch import Tensor
 
+    from asrmerge.linalg.core import CoreSpace
     from asrmerge.merge.operands import Operands
 
 ORTHS = ("svd", "ns")
@@ -30,8 +31,18 @@ def svd_count(T: int, params: dict[str, Any]) -> int:
     return 1 + T + (2 if params["orth"] == "svd" else 0)
 
 
+def _iso_cts_core(space: CoreSpace, *, common_frac: float = 0.8, orth: str = "svd", ns_steps: int = 5,
+                  ns_coeffs: str = "muon", rank_mode: str = "numerical") -> Tensor:
+    """iso-cts on the cores of LoRA task vectors (docs/algorithms.md section 6.5: exact with rank_mode=numerical)."""
+    from asrmerge.linalg import core
+
+    k, s = sizes(min(space.shape), space.T, common_frac)
+    return core.iso_cts(space.cores, space.shape, k, s, orth=orth, ns_steps=ns_steps, ns_coeffs=ns_coeffs)
+
+
 @algorithm("iso-cts", space="subspace", returns="matrix",
-           paper="Marczak et al. 2025, No task left behind (Iso-CTS), arXiv:2502.04959", lam=Lam(1.0), svds=svd_count)
+           paper="Marczak et al. 2025, No task left behind (Iso-CTS), arXiv:2502.04959", lam=Lam(1.0), svds=svd_count,
+           core=_iso_cts_core, core_exact=numerical)
 def iso_cts(tasks: Operands, *,
             common_frac: Annotated[float, P("[0,1]", "fraction of the rank given to the common subspace")] = 0.8,
             orth: Annotated[str, P(ORTHS, "orthogonalise by polar factor (the reference) or Newton-Schulz")] = "svd",
@@ -43,7 +54,7 @@ def iso_cts(tasks: Operands, *,
 
     from asrmerge.linalg.svd import eps_tol, orthogonalise, svd, svdvals
 
-    m, n = tasks.shape[0], tasks.shape[1]
+    m, n = tasks.matrix_shape
     r = min(m, n)
     T = tasks.T
     k, s = sizes(r, T, common_frac)

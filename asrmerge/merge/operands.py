@@ -3,7 +3,8 @@
 A :class:`Operands` covers one tensor, or a range of its rows (a chunk) when the engine streams a tensor too
 large to hold T times. Reads are lazy, upcast to the compute dtype on the compute device, checked for
 NaN/Inf, and cached for the object's life when the engine allows it. tau_t is read from a task vector or
-computed as W_t - W_0; W_t is read from a model or computed as W_0 + tau_t.
+computed as W_t - W_0; W_t is read from a model or computed as W_0 + tau_t. Where every task is a LoRA
+adapter, a matrix's task vectors are also available as their low-rank factors (:meth:`Operands.factors`).
 """
 
 from __future__ import annotations
@@ -48,6 +49,17 @@ class Inputs:
         t = ckpt.get(name) if rows is None else ckpt.get_range(name, *rows)
         finite(t, name, ckpt.label)
         return t.to(device=self.device, dtype=self.dtype, non_blocking=True)
+
+    def factor_rank(self, name: str) -> int | None:
+        """R = sum_t r_t when every input gives tensor ``name`` as LoRA factors (rank 0 where an adapter leaves
+        it alone), else None (a full fine-tune or task vector among the inputs, a bias or a saved copy)."""
+        total = 0
+        for src in self.sources:
+            f = src.lora_factors(name)
+            if f is None:
+                return None
+            total += f.rank
+        return total
 
 
 def working_set(T: int, numel: int, dtype: torch.dtype) -> int:
@@ -119,6 +131,11 @@ class Operands:
         self._draws = draws or Draws(name)
         self._cache: dict[Any, Tensor] = {}
 
+    @property
+    def matrix_shape(self) -> tuple[int, int]:
+        """(m, n) of the matrix the matrix rules see: ``shape``, or (shape[0], rest) for svd-flat."""
+        return self.shape[0], math.prod(self.shape[1:])
+
     def _view(self, t: Tensor) -> Tensor:
         return t.reshape(t.shape[0], -1) if self.matrix else t
 
@@ -176,6 +193,22 @@ class Operands:
         for t in range(1, self.T):
             out.add_(self.tau(t), alpha=self.weights[t])
         return out
+
+    def factors(self) -> tuple[list[Tensor], list[Tensor]] | None:
+        """(B'_t, A_t) with w_t tau_t = B'_t A_t (the weight and the LoRA scale folded into B'_t, m x r_t; A_t
+        r_t x n), in the compute dtype on the compute device, when every task gives this matrix as LoRA
+        factors (docs/algorithms.md section 6.5); None otherwise, or for a chunk of rows."""
+        if self.rows is not None:
+            return None
+        bs, as_ = [], []
+        for t, src in enumerate(self.inputs.sources):
+            f = src.lora_factors(self.name)
+            if f is None:
+                return None
+            b = finite(f.b, self.name, src.label).to(device=self.device, dtype=self.dtype)
+            bs.append((self.weights[t] * f.scale) * b)
+            as_.append(finite(f.a, self.name, src.label).to(device=self.device, dtype=self.dtype))
+        return bs, as_
 
     def weight_tensor(self) -> Tensor:
         """w_t shaped (T, 1, ..., 1) to broadcast over a stack."""

@@ -24,9 +24,10 @@ from asrmerge.io.checkpoint import Checkpoint, MemoryBackend
 from asrmerge.io.metadata import provenance
 from asrmerge.io.tensors import TensorInfo
 from asrmerge.io.writer import check_destination
+from asrmerge.linalg.core import worthwhile
 from asrmerge.merge import registry
 from asrmerge.merge.operands import Inputs, working_set
-from asrmerge.merge.policy import Policy, group_scale, parse_rules
+from asrmerge.merge.policy import MATRIX_CLASSES, Policy, group_scale, parse_rules
 
 DEFAULT_BUDGET = 512 << 20  # bytes of working set per tensor before the engine streams it in chunks
 
@@ -55,6 +56,7 @@ class MergeSpec:
     tau: bool = False  # --tau: input files without asrmerge metadata are task vectors
     force: bool = False  # replace what is not an earlier output at -o (see asrmerge.io.writer)
     strict_inputs: bool = False  # the same checkpoint given twice is an error, not a warning
+    core_space: bool = True  # LoRA inputs' matrices merged on their cores where exact (False: always in full space)
 
 
 @dataclass
@@ -86,7 +88,10 @@ class Plan:
     force: bool = False
     specs: list[str] = field(default_factory=list)  # every input as given (base first), which -o must not overwrite
     warnings: list[str] = field(default_factory=list)  # for the caller to show, one line each
+    core_space: bool = True
+    merged_in_core: set[str] = field(default_factory=set)  # tensors the engine merged in core space (any output)
     _out_bytes: dict[str, int] = field(default_factory=dict, repr=False)
+    _core_ranks: dict[str, int | None] = field(default_factory=dict, repr=False)
 
     def lam_scale(self, name: str) -> float:
         return group_scale(self.lam_rules, name)
@@ -99,6 +104,21 @@ class Plan:
             self._out_bytes.update((i.name, i.nbytes) for i in self.out_infos)
         out = self._out_bytes[name] * len(self.outputs)
         return min(working_set(self.inputs.T, info.numel, self.inputs.dtype), self.budget) + out
+
+    def core_rank(self, name: str) -> int | None:
+        """R = sum_t r_t when matrix ``name`` is merged in the core space of the inputs' LoRA factors for some
+        parameter combination (docs/algorithms.md section 6.5): a matrix class, an algorithm with a core rule
+        exact for the combination, every input giving the matrix as factors, and R < min(m, n). Else None."""
+        if name not in self._core_ranks:
+            info = self.inputs.reference.infos[name]
+            rank = None
+            if (self.core_space and self.classes[name] in MATRIX_CLASSES and len(info.shape) >= 2
+                    and any(self.algo.in_core(c) for c in self.combos)):
+                rank = self.inputs.factor_rank(name)
+                if rank is not None and not worthwhile((info.shape[0], math.prod(info.shape[1:])), rank):
+                    rank = None
+            self._core_ranks[name] = rank
+        return self._core_ranks[name]
 
     def close(self) -> None:
         self.stack.close()
@@ -250,7 +270,7 @@ def make_plan(spec: MergeSpec, *, opened: tuple[Checkpoint | None, list[Checkpoi
                                                                        else os.cpu_count() or 1))
         batch = spec.batch or (64 if device.type == "cuda" else 1)
         return Plan(algo, inputs, policy, classes, combos, lams, outputs, out_infos, spec.lam_rules,
-                    spec.budget, spec.shard_size, stack, workers, batch, spec.force, specs, warnings)
+                    spec.budget, spec.shard_size, stack, workers, batch, spec.force, specs, warnings, spec.core_space)
     except BaseException:
         stack.close()
         raise
@@ -297,6 +317,10 @@ def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float = 1.0e9
     the workers. Only SVDs and input/output bytes are counted: on 2 cores the estimate came within 4-11% of
     the measured whisper-base tsvm and boosted-tsvm merges at T = 10, but ran low where other work weighs
     (T = 2, Newton-Schulz products, iso-cts's per-task spectral norms: 35-62% of the measured time).
+
+    A matrix merged in the core space of LoRA factors (``core_rank`` R, docs/algorithms.md section 6.5) has
+    the same SVD count, each R x R, plus its two QR bases (m x R and n x R), costed as thin SVDs of those
+    shapes (an upper bound); ``core_tensors`` counts those matrices.
     """
     inputs = plan.inputs
     T = inputs.T
@@ -307,16 +331,28 @@ def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float = 1.0e9
     svds = 0
     svd_seconds = 0.0
     held = []
+    in_core = 0
     for name, info in ref.infos.items():
         cls = plan.classes[name]
         per_svd = 0
+        rank = plan.core_rank(name)
         if plan.algo.space == "subspace" and cls in ("svd", "svd-flat"):
-            per_svd = sum(plan.algo.svd_count(T, c) for c in plan.combos)
             m, n = info.shape[0], math.prod(info.shape[1:])
-            svd_seconds += per_svd * svd_rate * svd_units(m, n)
+            for combo in plan.combos:
+                count = plan.algo.svd_count(T, combo)
+                if rank is not None and plan.algo.in_core(combo):  # R x R cores (none at all when R = 0)
+                    count = count if rank else 0
+                    svd_seconds += count * svd_rate * svd_units(rank, rank)
+                else:
+                    svd_seconds += count * svd_rate * svd_units(m, n)
+                per_svd += count
+            if rank is not None:  # the two QR bases, once per tensor, costed as thin SVDs of their shape
+                svd_seconds += svd_rate * (svd_units(m, rank) + svd_units(n, rank))
+                in_core += 1
             svds += per_svd
         held.append(plan.working_set(name))
-        tensors.append({"tensor": name, "shape": list(info.shape), "dtype": info.dtype, "class": cls, "svds": per_svd})
+        tensors.append({"tensor": name, "shape": list(info.shape), "dtype": info.dtype, "class": cls, "svds": per_svd,
+                        "core_rank": rank})
     parallel = max(1, plan.workers) if inputs.device.type == "cpu" else 1
     # the engine keeps at most `workers` tensors in flight, within twice the budget
     peak = min(sum(sorted(held, reverse=True)[:parallel]), 2 * plan.budget + max(held, default=0))
@@ -331,6 +367,7 @@ def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float = 1.0e9
         "tensors": tensors,
         "classes": classes,
         "svds": svds,
+        "core_tensors": in_core,
         "outputs": [{"path": o.path, "params": {**o.combo, **({"lam": o.lam} if o.lam is not None else {})}}
                     for o in plan.outputs],
         "device": str(inputs.device),

@@ -151,6 +151,7 @@ def format_value(v: Any) -> str:
 
 
 SvdCount = Callable[[int, dict[str, Any]], int]
+CoreExact = Callable[[dict[str, Any]], bool]
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,8 @@ class Algorithm:
     svds: SvdCount | None = None
     identity: dict[str, Any] | None = None
     own: frozenset[str] = frozenset()  # the keyword parameters fn takes
+    core: Callable[..., Any] | None = None
+    core_exact: CoreExact | None = None
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -196,6 +199,16 @@ class Algorithm:
         """The batched rule over same-shape matrices: a list of results, or ``None`` (use the per-matrix rule)."""
         assert self.batched is not None
         return self.batched(batch, **self._own(combo))
+
+    def in_core(self, combo: dict[str, Any]) -> bool:
+        """Whether, with these parameters, the merge of low-rank task vectors may be computed in their core space
+        (docs/algorithms.md section 6.5): the algorithm declares a core rule, exact for these parameters."""
+        return self.core is not None and (self.core_exact is None or self.core_exact(combo))
+
+    def call_core(self, space: Any, combo: dict[str, Any]) -> Any:
+        """``core(space, **own parameters of combo)``: tau* as a core of ``space`` (lift it for the matrix)."""
+        assert self.core is not None
+        return self.core(space, **self._own(combo))
 
     def _own(self, combo: dict[str, Any]) -> dict[str, Any]:
         return {k: v for k, v in combo.items() if k in self.own}
@@ -234,8 +247,8 @@ def _params(fn: Callable[..., Any]) -> tuple[Param, ...]:
 
 def algorithm(name: str, *, space: str, returns: str, paper: str, lam: Lam | None = None, svds: SvdCount | None = None,
               min_tasks: int = 1, needs_base: bool = True, presets: dict[str, dict[str, Any]] | None = None,
-              batched: Callable[..., Any] | None = None,
-              identity: dict[str, Any] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+              batched: Callable[..., Any] | None = None, identity: dict[str, Any] | None = None,
+              core: Callable[..., Any] | None = None, core_exact: CoreExact | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn`` as the merge algorithm ``name``. This is the whole algorithm contract.
 
     Adding an algorithm is one module in ``asrmerge/merge/`` (every module there that is not part of the
@@ -277,6 +290,13 @@ def algorithm(name: str, *, space: str, returns: str, paper: str, lam: Lam | Non
             (docs/algorithms.md section 3); ``None`` where only the per-matrix rule applies.
         identity: parameters with which one task returns W_1 (docs/algorithms.md section 7.1), or ``None``
             if the algorithm is not the identity on one task by design; the property tests use it.
+        core: optional (``subspace`` only) ``core(space, **params) -> Tensor``: the same rule on the cores of
+            low-rank task vectors (``space``: a :class:`asrmerge.linalg.core.CoreSpace`), returning tau* as a
+            core, which the engine lifts. The engine uses it for a matrix that every input gives as LoRA
+            factors of total rank R < min(m, n) (docs/algorithms.md section 6.5). It must equal the matrix
+            rule to 1e-5 relative in fp32 (``tests/test_merge_core.py`` checks every registered one).
+        core_exact: ``core_exact(params)``: whether ``core`` is exact with these parameters (default: always);
+            where it is not, the engine keeps the matrix rule.
     """
     if space not in SPACES:
         raise ValueError(f"{name}: space {space!r} is not one of {SPACES}")
@@ -286,6 +306,8 @@ def algorithm(name: str, *, space: str, returns: str, paper: str, lam: Lam | Non
         raise ValueError(f"{name}: subspace algorithms return matrices, the others rules or stats")
     if (lam is None) != (space == "params"):
         raise ValueError(f"{name}: task-vector algorithms declare lam=Lam(...); parameter-space ones have none")
+    if core is not None and space != "subspace":
+        raise ValueError(f"{name}: only subspace algorithms have a core-space rule")
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         if (returns == "stats") != inspect.isgeneratorfunction(fn):
@@ -301,7 +323,7 @@ def algorithm(name: str, *, space: str, returns: str, paper: str, lam: Lam | Non
 
         def make(alg: str, summ: str, kept: tuple[Param, ...], fixed: dict[str, Any]) -> Algorithm:
             return Algorithm(alg, fn, summ, paper, space, returns, kept, min_tasks, needs_base, fixed, batched, svds,
-                             identity if not fixed else None, keys)
+                             identity if not fixed else None, keys, core, core_exact)
 
         REGISTRY[name] = make(name, summary, params, {})
         for alias, fixed in (presets or {}).items():

@@ -15,6 +15,7 @@ from asrmerge.merge.registry import Lam, P, algorithm
 if TYPE_CHECKING:
     from torch import Tensor
 
+    from asrmerge.linalg.core import CoreSpace
     from asrmerge.merge.operands import Operands
 
 ORTHS = ("svd", "ns", "eigh")
@@ -37,7 +38,7 @@ def truncation(tasks: Operands, rank_frac: float) -> int:
     """k = max(1, floor(p r))."""
     import math
 
-    return max(1, math.floor(rank_frac * min(tasks.shape[0], tasks.shape[1])))
+    return max(1, math.floor(rank_frac * min(tasks.matrix_shape)))
 
 
 def tsv_merge(tasks: Operands, rank_frac: float, orth: str, ns_steps: int, ns_coeffs: str,
@@ -60,7 +61,7 @@ def tsv_merge(tasks: Operands, rank_frac: float, orth: str, ns_steps: int, ns_co
         ss.append(sk)
         vs.append(v[:, :kt])
     ubar, scat, vbar = torch.cat(us, 1), torch.cat(ss), torch.cat(vs, 1)
-    m, n = tasks.shape[0], tasks.shape[1]
+    m, n = tasks.matrix_shape
     if scat.numel() == 0:
         return torch.zeros((m, n), dtype=tasks.dtype, device=tasks.device)
     if orth == "eigh" and scat.numel() > min(m, n):
@@ -80,6 +81,16 @@ def _tsvm_batched(batch: list[Operands], *, rank_frac: float | None = None, orth
     return tsv_merge_batch(batch, rank_frac, orth, ns_steps, ns_coeffs)
 
 
+def _tsvm_core(space: CoreSpace, *, rank_frac: float | None = None, orth: str = "svd", ns_steps: int = 5,
+               ns_coeffs: str = "muon") -> Tensor:
+    """tsvm on the cores of LoRA task vectors (docs/algorithms.md section 6.5: exact for every orth)."""
+    from asrmerge.linalg import core
+
+    assert rank_frac is not None
+    k = core.truncation(space.shape, rank_frac)
+    return core.tsv(space.cores, space.shape, k, orth=orth, ns_steps=ns_steps, ns_coeffs=ns_coeffs)
+
+
 def svd_count(T: int, params: dict[str, Any]) -> int:
     """T task SVDs, plus the two polar factors' with orth=svd (per matrix)."""
     return T + (2 if params["orth"] == "svd" else 0)
@@ -91,7 +102,7 @@ def one_over_t(T: int) -> float:
 
 @algorithm("tsvm", space="subspace", returns="matrix", paper="Gargiulo et al. 2025, Task Singular Vectors, arXiv:2412.00081",
            lam=Lam(1.0, "scaling factor lambda (the TSV code tunes it over (0, 3])"), svds=svd_count,
-           presets={"tsvm-ns": {"orth": "ns"}}, batched=_tsvm_batched,
+           presets={"tsvm-ns": {"orth": "ns"}}, batched=_tsvm_batched, core=_tsvm_core,
            identity={"orth": "svd", "rank_frac": 1.0, "lam": 1.0})
 def tsvm(tasks: Operands, *,
          rank_frac: Annotated[float | None, P("(0,1]", "fraction p of each task's rank kept", default="1/T", resolve=one_over_t)] = None,
