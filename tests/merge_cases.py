@@ -39,7 +39,8 @@ DETERMINISTIC = tuple(a for a in ALGOS if not any(p.name == "seed" for p in REGI
 
 # Deterministic example streams, so a CI run never turns red by chance; few examples keep the files fast.
 PROPS = settings(max_examples=30, deadline=None, derandomize=True, database=None,
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                        HealthCheck.filter_too_much])  # the assume()s are by design
 FEW = settings(PROPS, max_examples=15)
 
 # Task-set structures of section 7.12: zero, rank-1, duplicated tasks, antiparallel pairs, tiny norms; plus
@@ -295,3 +296,9 @@ def ns_scalar(x: float, coeffs: str = "muon", steps: int = 5) -> float:
         a, b, c = table[min(i, len(table)) - 1]
         x = a * x + b * x**3 + c * x**5
     return x
+
+
+def run_ids(runs: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Test ids that name the algorithm and its parameters (not a position, which a new algorithm would shift,
+    and with it the examples derandomized hypothesis draws)."""
+    return [f"{a}[{','.join(f'{k}={v}' for k, v in p.items())}]" if p else a for a, p in runs]
