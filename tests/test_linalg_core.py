@@ -124,10 +124,11 @@ def test_iso_cts_newton_schulz_on_a_rank_deficient_concatenation_agrees_in_fp64(
     assert_close(core.lift(core.iso_cts(cs, (m, n), k, s, orth="ns"), qb, qa), full, tol=1e-10)
 
 
-@pytest.mark.parametrize("algo", ["iso-c", "iso-cts"])
+@pytest.mark.parametrize("algo", ["iso-c", "iso-cts", "tsvm", "tsvm-ns", "boosted-tsvm"])
 def test_rank_mode_full_leaves_the_core_space(algo: str) -> None:
-    """With rank_mode=full the full-space result spreads over all min(m, n) directions, beyond span(Q_B) x span(Q_A):
-    no core can give it, so the engine must keep the full path there."""
+    """With rank_mode=full the full-space result spreads beyond span(Q_B) x span(Q_A) (iso-c and iso-cts: over all
+    min(m, n) directions; tsvm: through each task's null triplets): no core can give it, so the engine must keep
+    the full path there."""
     taus, w, qb, qa, _ = setup(48, 40, 3, 4, torch.float64, seed=11)
     full = merge_one(algo, taus, params={"rank_mode": "full"}, weights=w)
     outside = full - qb @ (qb.mT @ full @ qa) @ qa.mT

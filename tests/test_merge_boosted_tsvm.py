@@ -14,7 +14,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from asrmerge.merge.boosted_tsvm import boost
-from tests.merge_cases import PROPS, assert_close, exact, hadamard4, merge_one, ns_scalar
+from tests.merge_cases import PROPS, assert_close, exact, generator, hadamard4, merge_one, ns_scalar
+from tests.test_merge_tsvm import rank_deficient_task_sets, reference_tsvm
 
 HD = hadamard4()
 E = torch.eye(4, dtype=torch.float64)
@@ -158,3 +159,58 @@ def test_boost_invariants(spec: tuple[torch.Tensor, torch.Tensor], beta: float, 
     assert bool((out[j:] == sigma[j]).all())
     lo, hi = min(beta, beta2), max(beta, beta2)
     assert bool((boost(sigma, full, lo, energy, scope) >= boost(sigma, full, hi, energy, scope)).all())
+
+
+# -- rank_mode: numerical (ours) and full (the reference TSV-M) -------------------------------------------
+
+@PROPS
+@given(m=st.integers(2, 8), n=st.integers(2, 8), T=st.integers(1, 4), seed=st.integers(0, 2**31 - 1),
+       beta=st.floats(0.05, 1.0), orth=st.sampled_from(["svd", "ns"]), energy=st.sampled_from(["sigma", "sigma2"]),
+       scope=st.sampled_from(["kept", "full"]))
+def test_rank_mode_full_equals_numerical_on_full_rank_tasks(m: int, n: int, T: int, seed: int, beta: float, orth: str,
+                                                            energy: str, scope: str) -> None:
+    """Full-rank tasks keep k_t = k values in both modes, and U-bar, V-bar have full rank: the rules agree."""
+    g = generator(seed)
+    taus = [torch.randn(m, n, generator=g, dtype=torch.float64) for _ in range(T)]
+    params = {"beta": beta, "orth": orth, "boost_energy": energy, "boost_scope": scope}
+    assert_close(merge_one("boosted-tsvm", taus, params={**params, "rank_mode": "full"}),
+                 merge_one("boosted-tsvm", taus, params=params))
+
+
+def clamp(sigma: torch.Tensor, beta: float) -> torch.Tensor:
+    """The boost with e = sigma over the kept values, written out: j* = first j with c_j >= beta, else the last."""
+    c = torch.cumsum(sigma, 0) / sigma.sum()
+    j = next((i for i in range(sigma.numel()) if float(c[i]) >= beta), sigma.numel() - 1)
+    return torch.clamp(sigma, min=float(sigma[j]))
+
+
+@pytest.mark.parametrize("which", ["duplicated", "rank1"])
+@pytest.mark.parametrize("beta", [0.3, 0.9, 1.0])
+def test_rank_mode_full_is_the_reference_on_rank_deficient_tasks(which: str, beta: float) -> None:
+    """Section 6.4 with rank_mode=full: the reference TSV-M with each task's k kept values boosted, the
+    numerically zero ones included; beta = 1 is tsvm with rank_mode=full."""
+    taus, p = rank_deficient_task_sets()[which]
+    k = int(p * min(taus[0].shape))
+    params = {"beta": beta, "orth": "svd", "rank_frac": p}
+    full = merge_one("boosted-tsvm", taus, params={**params, "rank_mode": "full"})
+    assert_close(full, reference_tsvm(taus, k, lift=lambda s: clamp(s, beta) if beta < 1 else s))
+    ours = merge_one("boosted-tsvm", taus, params=params)
+    assert float((full - ours).abs().max()) > 0.1 * float(ours.abs().max())
+    if beta == 1.0:
+        assert torch.equal(full, merge_one("tsvm", taus, params={"rank_frac": p, "rank_mode": "full"}))
+
+
+def test_rank_mode_full_lifts_the_null_triplets_of_rank_one_tasks() -> None:
+    """Rank-1 tasks (10 x 8, k = 4): kept (sigma_t, 0, 0, 0), c = (1, 1, 1, 1), so j* = 1 and every kept value,
+    the three null ones too, is lifted to sigma_t. U-bar (10 x 8) and V-bar (8 x 8) have full rank, so
+    polar(U-bar) has orthonormal columns and polar(V-bar) is orthogonal: tau* has the singular values
+    sigma_1 and sigma_2, four times each, where rank_mode=numerical gives rank 2. Finite, for orth=ns as well."""
+    taus, p = rank_deficient_task_sets()["rank1"]
+    tops = sorted((float(torch.linalg.svdvals(t)[0]) for t in taus), reverse=True)
+    full = merge_one("boosted-tsvm", taus, params={"beta": 0.5, "orth": "svd", "rank_frac": p, "rank_mode": "full"})
+    expected = torch.tensor([tops[0]] * 4 + [tops[1]] * 4, dtype=torch.float64)
+    assert_close(torch.linalg.svdvals(full), expected)
+    ours = merge_one("boosted-tsvm", taus, params={"beta": 0.5, "orth": "svd", "rank_frac": p})
+    assert int(torch.linalg.matrix_rank(ours)) == 2
+    ns = merge_one("boosted-tsvm", taus, params={"beta": 0.5, "rank_frac": p, "rank_mode": "full"})
+    assert bool(torch.isfinite(ns).all()) and int(torch.linalg.matrix_rank(ns)) == 8

@@ -176,6 +176,26 @@ def test_the_engine_takes_the_core_path_only_where_it_is_exact(tiny_base: Path, 
     assert len(spy.core) == 16 and len(spy.full) == 16  # per combination: core for numerical, dense for full
 
 
+@pytest.mark.parametrize("algo", ["tsvm", "tsvm-ns", "boosted-tsvm"])
+def test_tsvm_rank_mode_full_runs_in_full_space(algo: str, tiny_base: Path, loras: dict[str, Path], tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """rank_mode=full keeps each task's k triplets, null ones included (docs/algorithms.md section 6.3): no core
+    holds those, so every matrix takes the matrix rule; in a sweep numerical still goes to the cores."""
+    spy = Spy(monkeypatch)
+    adapters = list(loras.values())
+    w0 = tensors(tiny_base / "model.safetensors")
+    out = merge(tiny_base, adapters, tmp_path / "full-mode.safetensors", algo, ["rank_mode=full"])
+    assert spy.core == [] and len(spy.full) == 16
+    assert all(bool(torch.isfinite(v.double()).all()) for v in out.values()) and not torch.equal(out[SVD], w0[SVD])
+    spy.full.clear()
+    invoke("merge", "--algo", algo, "--base", str(tiny_base), *map(str, adapters), "-p", "rank_mode=numerical,full",
+           "-o", str(tmp_path / "sweep-{rank_mode}.safetensors"), "-q")
+    assert len(spy.core) == 16 and len(spy.full) == 16  # per combination: core for numerical, dense for full
+    numerical = tensors(tmp_path / "sweep-numerical.safetensors")
+    # adapters of rank 0-3 per matrix, k = floor(16/3) = 5: null triplets move the polar factor (boosted-tsvm lifts them)
+    assert not torch.allclose(numerical[SVD], tensors(tmp_path / "sweep-full.safetensors")[SVD], rtol=1e-4, atol=1e-6)
+
+
 def test_matrices_no_adapter_changes_stay_the_base_without_a_decomposition(tiny_base: Path, loras: dict[str, Path],
                                                                            tmp_path: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
@@ -227,3 +247,6 @@ def test_every_core_rule_is_compared_with_its_matrix_rule() -> None:
     assert with_core == {a for a, _ in CASES} == {"iso-c", "iso-cts", "tsvm", "tsvm-ns", "boosted-tsvm"}
     assert not registry.get("iso-c").in_core({"rank_mode": "full"}) and registry.get("iso-cts").in_core(
         {"rank_mode": "numerical", "orth": "ns"})
+    for algo in ("tsvm", "tsvm-ns", "boosted-tsvm"):
+        combo = registry.get(algo).defaults()
+        assert registry.get(algo).in_core(combo) and not registry.get(algo).in_core({**combo, "rank_mode": "full"})

@@ -89,8 +89,8 @@ ZERO_RUNS = [(a, {}) for a in TAU_SPACE + SUBSPACE] + [
     ("dare-ta", {"rescale": "l1"}), ("dare-ties", {"density": 0.5, "rescale": "l1"}),
     ("pcb", {"clip": 0.2, "ratio": 0.5}), ("sce", {"select_topk": 0.5}),
     ("iso-c", {"rank_mode": "full"}), ("iso-cts", {"orth": "ns", "common_frac": 0.3}), ("iso-cts", {"rank_mode": "full"}),
-    ("tsvm", {"orth": "eigh"}), ("tsvm", {"rank_frac": 1.0}),
-    ("boosted-tsvm", {"orth": "svd", "beta": 0.1, "boost_scope": "full"}),
+    ("tsvm", {"orth": "eigh"}), ("tsvm", {"rank_frac": 1.0}), ("tsvm", {"rank_mode": "full"}),
+    ("boosted-tsvm", {"orth": "svd", "beta": 0.1, "boost_scope": "full"}), ("boosted-tsvm", {"rank_mode": "full"}),
 ]
 
 
@@ -139,7 +139,7 @@ PERMUTED = [(a, {}) for a in DETERMINISTIC] + [
     ("ties", {"density": 0.6, "agg": "dis-max"}), ("dare-ta", {"drop_rate": 0.0}),
     ("dare-ties", {"drop_rate": 0.0, "density": 0.5}), ("pcb", {"ratio": 0.5, "clip": 0.1}),
     ("sce", {"select_topk": 0.5}), ("iso-c", {"rank_mode": "full"}), ("iso-cts", {"common_frac": 0.5, "orth": "ns"}),
-    ("tsvm", {"rank_frac": 1.0}), ("tsvm", {"orth": "eigh"}),
+    ("tsvm", {"rank_frac": 1.0}), ("tsvm", {"orth": "eigh"}), ("tsvm", {"rank_mode": "full"}),
     ("boosted-tsvm", {"orth": "svd", "beta": 0.5, "rank_frac": 0.75}),
 ]
 
@@ -150,7 +150,7 @@ def _karcher_tie(case: Case) -> bool:
 
 
 def kinds_for(params: dict) -> tuple[str, ...]:
-    """rank_mode=full (the reference's) lifts arbitrary null directions of rank-deficient sums by design (6.1)."""
+    """rank_mode=full (the reference's) lifts arbitrary null directions of rank-deficient sums by design (6.1-6.4)."""
     return ("random",) if params.get("rank_mode") == "full" else KINDS
 
 
@@ -204,6 +204,7 @@ HOMOGENEOUS = [
     ("tsvm", {"orth": "svd"}), ("tsvm", {"orth": "svd", "rank_frac": 1.0}),
     ("boosted-tsvm", {}), ("boosted-tsvm", {"orth": "svd", "beta": 0.2}),
     ("boosted-tsvm", {"beta": 0.6, "boost_energy": "sigma2", "boost_scope": "full"}),
+    ("tsvm", {"rank_mode": "full"}), ("boosted-tsvm", {"orth": "svd", "beta": 0.3, "rank_mode": "full"}),
 ]
 
 
@@ -480,6 +481,7 @@ WELL_FORMED = [(a, {}) for a in ALGOS] + [
     ("dare-ta", {"rescale": "l1", "drop_rate": 0.9}), ("pcb", {"clip": 0.3, "ratio": 0.3}), ("sce", {"select_topk": 0.3}),
     ("iso-c", {"rank_mode": "full"}), ("iso-cts", {"orth": "ns", "common_frac": 0.2}), ("iso-cts", {"rank_mode": "full"}),
     ("tsvm", {"rank_frac": 1.0}), ("tsvm", {"orth": "eigh"}), ("boosted-tsvm", {"beta": 0.05, "rank_frac": 1.0}),
+    ("tsvm", {"rank_mode": "full", "rank_frac": 0.5}), ("boosted-tsvm", {"beta": 0.05, "rank_mode": "full"}),
     ("model-stock", {"filter_wise": True}), ("karcher", {"max_iter": 50}), ("multislerp", {"use_base": True}),
 ]
 STORED = (torch.float16, torch.bfloat16, torch.float32, torch.float64)

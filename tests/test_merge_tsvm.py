@@ -100,3 +100,101 @@ def test_eigh_with_more_columns_than_min_m_n_is_a_usage_error() -> None:
     with pytest.raises(UsageError, match="eigh"):
         merge_one("tsvm", taus, params={"orth": "eigh", "rank_frac": 1.0})
     assert bool(torch.isfinite(merge_one("tsvm", taus, params={"rank_frac": 1.0})).all())
+
+
+# -- rank_mode: numerical (ours) and full (the reference) -------------------------------------------------
+
+def reference_tsvm(taus: list[torch.Tensor], k: int, lift: object = None) -> torch.Tensor:
+    """TSV-M as the reference code writes it, in plain torch: every task's top-k SVD triplets (numerically zero
+    ones included), concatenated, U_perp = P Q^T of svd(U-bar) with every pair, V likewise, recombined.
+    ``lift(sigma_k)`` may replace a task's kept values (boosted-tsvm). The null triplets are LAPACK's choice,
+    so the inputs must reach LAPACK as the same matrices: square or tall tasks, and K = T k <= min(m, n)."""
+    us, ss, vs = [], [], []
+    for x in taus:
+        u, s, vh = torch.linalg.svd(x, full_matrices=False)
+        us.append(u[:, :k])
+        ss.append(s[:k] if lift is None else lift(s[:k]))  # type: ignore[operator]
+        vs.append(vh[:k].mT)
+
+    def polar(a: torch.Tensor) -> torch.Tensor:
+        p, _, qh = torch.linalg.svd(a, full_matrices=False)
+        return p @ qh
+
+    return polar(torch.cat(us, 1)) @ torch.diag(torch.cat(ss)) @ polar(torch.cat(vs, 1)).mT
+
+
+def rank_deficient_task_sets() -> dict[str, tuple[list[torch.Tensor], float]]:
+    """Two task sets (with rank_frac) on which the rules differ: a duplicated full-rank 8 x 8 task (U-bar =
+    [U_:4, U_:4] has rank 4 of 8: the full polar factor completes it with 4 arbitrary pairs), and two rank-1
+    10 x 8 tasks with k = 4 (3 numerically zero triplets per task move the full polar factor)."""
+    g = generator(3)
+    dup = torch.randn(8, 8, generator=g, dtype=torch.float64)
+    ones = [torch.outer(torch.randn(10, generator=g, dtype=torch.float64), torch.randn(8, generator=g, dtype=torch.float64))
+            for _ in range(2)]
+    return {"duplicated": ([dup, dup.clone()], 0.5), "rank1": (ones, 0.5)}
+
+
+@PROPS
+@given(m=st.integers(2, 8), n=st.integers(2, 8), T=st.integers(1, 4), seed=st.integers(0, 2**31 - 1),
+       algo=st.sampled_from(["tsvm", "tsvm-ns"]), rank_frac=st.sampled_from([None, 0.5, 1.0]))
+def test_rank_mode_full_equals_numerical_on_full_rank_tasks(m: int, n: int, T: int, seed: int, algo: str,
+                                                            rank_frac: float | None) -> None:
+    """Random tasks have full rank, so k_t = k in both modes and U-bar, V-bar have full rank: the rules agree."""
+    g = generator(seed)
+    taus = [torch.randn(m, n, generator=g, dtype=torch.float64) for _ in range(T)]
+    params = {} if rank_frac is None else {"rank_frac": rank_frac}
+    assert_close(merge_one(algo, taus, params={**params, "rank_mode": "full"}), merge_one(algo, taus, params=params))
+
+
+@pytest.mark.parametrize("which", ["duplicated", "rank1"])
+def test_rank_mode_full_is_the_reference_on_rank_deficient_tasks(which: str) -> None:
+    """Section 6.3: rank_mode=full keeps k triplets per task and P Q^T (the reference); numerical differs."""
+    taus, p = rank_deficient_task_sets()[which]
+    k = math.floor(p * min(taus[0].shape))
+    full = merge_one("tsvm", taus, params={"rank_frac": p, "rank_mode": "full"})
+    ours = merge_one("tsvm", taus, params={"rank_frac": p})
+    assert_close(full, reference_tsvm(taus, k))
+    assert float((full - ours).abs().max()) > 0.1 * float(ours.abs().max())
+    if which == "rank1":  # ours: the two rank-1 directions only (section 6.3's rank rule)
+        assert int(torch.linalg.matrix_rank(ours)) == 2
+    else:  # ours: polar([U, U]) = [U, U]/sqrt 2, so tau* = U_:4 diag(s_:4) V_:4^T, the task's own top 4
+        u, s, vh = torch.linalg.svd(taus[0])
+        assert_close(ours, u[:, :4] @ torch.diag(s[:4]) @ vh[:4])
+
+
+def test_rank_mode_full_keeps_the_null_triplets_for_newton_schulz_too() -> None:
+    """orth=ns: rank_mode only decides k_t there (NS has no rank cut). Rank-1 tasks: full passes the 3 null
+    triplets of each task to NS, numerical does not, and the results differ; both are finite."""
+    taus, p = rank_deficient_task_sets()["rank1"]
+    full = merge_one("tsvm-ns", taus, params={"rank_frac": p, "rank_mode": "full"})
+    ours = merge_one("tsvm-ns", taus, params={"rank_frac": p})
+    assert bool(torch.isfinite(full).all()) and float((full - ours).abs().max()) > 0.1 * float(ours.abs().max())
+
+
+def test_the_batched_path_leaves_rank_mode_full_to_the_per_matrix_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batched rule returns None for rank_mode=full (the arbitrary null pairs then come from one path
+    whatever --batch is); through the engine, --batch 4 gives the --batch 1 result without a batched call."""
+    import asrmerge.merge.boosted_tsvm as boosted_module
+    import asrmerge.merge.tsvm as tsvm_module
+    from asrmerge.merge.api import merge
+    from asrmerge.merge.registry import REGISTRY
+
+    for algo in ("tsvm", "tsvm-ns", "boosted-tsvm"):
+        assert REGISTRY[algo].call_batched([], {"rank_frac": 0.5, "rank_mode": "full"}) is None
+    calls = []
+    real = tsvm_module.tsv_merge_batch
+    for module in (tsvm_module, boosted_module):
+        monkeypatch.setattr(module, "tsv_merge_batch", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    g = generator(5)
+    names = [f"model.decoder.layers.0.self_attn.{p}_proj.weight" for p in "qkvo"]
+    base = {n: torch.randn(6, 6, generator=g) for n in names}
+    rank1 = [{n: torch.outer(torch.randn(6, generator=g), torch.randn(6, generator=g)) for n in names} for _ in range(2)]
+    for algo in ("tsvm", "boosted-tsvm"):
+        params = {"rank_frac": 0.5, "rank_mode": "full"}
+        one = merge(algo, rank1, base=base, taskvecs=True, params=params, batch=1)
+        many = merge(algo, rank1, base=base, taskvecs=True, params=params, batch=4)
+        assert isinstance(one, dict) and isinstance(many, dict)
+        assert calls == [] and all(torch.equal(one[n], many[n]) for n in names)
+        merge(algo, rank1, base=base, taskvecs=True, params={"rank_frac": 0.5}, batch=4)
+        assert calls == [1]  # rank_mode=numerical is batched
+        calls.clear()

@@ -130,21 +130,25 @@ def batched_polar(a: Tensor, *, name: str = "") -> Tensor:
     return (p * keep.unsqueeze(-2)) @ qh
 
 
-def polar(a: Tensor, *, name: str = "") -> Tensor:
+def polar(a: Tensor, *, name: str = "", full: bool = False) -> Tensor:
     """polar(A) = P_{:rho} Q_{:rho}^T from A = P diag(s) Q^T, keeping pairs with s_i > epsilon_tol(A).
 
     Identical to P Q^T on full-rank A (orthonormal columns if A is tall, rows if wide); on rank-deficient
-    A it is the unique partial isometry rather than an arbitrary completion.
+    A it is the unique partial isometry rather than an arbitrary completion. ``full=True`` keeps every pair,
+    P Q^T, as the reference code does (on rank-deficient A the null pairs are the SVD's arbitrary choice).
     """
     p, s, qh = svd(a, name=name)
+    if full:
+        return p @ qh
     rho = numerical_rank(s, a.shape, a.dtype)
     return p[:, :rho] @ qh[:rho, :]
 
 
-def orthogonalise(a: Tensor, orth: str, *, ns_steps: int = 5, ns_coeffs: str = "muon", name: str = "") -> Tensor:
-    """The ``orth`` rule of sections 6.2-6.3: ``svd`` (polar), ``ns`` (Newton-Schulz) or ``eigh``."""
+def orthogonalise(a: Tensor, orth: str, *, ns_steps: int = 5, ns_coeffs: str = "muon", name: str = "",
+                  full: bool = False) -> Tensor:
+    """The ``orth`` rule of sections 6.2-6.3: ``svd`` (polar; ``full``: every pair), ``ns`` (Newton-Schulz) or ``eigh``."""
     if orth == "svd":
-        return polar(a, name=name)
+        return polar(a, name=name, full=full)
     if orth == "ns":
         return newton_schulz(a, ns_steps, ns_coeffs)
     if orth == "eigh":

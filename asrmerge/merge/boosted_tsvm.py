@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated
 
+from asrmerge.merge.iso_c import RANK_MODES, numerical
 from asrmerge.merge.registry import Lam, P, algorithm
 from asrmerge.merge.tsvm import NS_COEFFS, ORTHS, one_over_t, svd_count, tsv_merge, tsv_merge_batch
 
@@ -65,9 +66,9 @@ def boost_batch(sk: Tensor, full: Tensor, keep: Tensor, beta: float, energy: str
 
 def _boosted_batched(batch: list[Operands], *, beta: float = 0.3, rank_frac: float | None = None, orth: str = "ns",
                      ns_steps: int = 5, ns_coeffs: str = "muon", boost_energy: str = "sigma",
-                     boost_scope: str = "kept") -> list[Tensor] | None:
-    """boosted-tsvm over same-shape matrices at once; ``None`` for orth=eigh (per-matrix only)."""
-    if orth == "eigh":
+                     boost_scope: str = "kept", rank_mode: str = "numerical") -> list[Tensor] | None:
+    """boosted-tsvm over same-shape matrices at once; ``None`` for orth=eigh and rank_mode=full (per-matrix only)."""
+    if orth == "eigh" or rank_mode == "full":
         return None
     assert rank_frac is not None
 
@@ -79,9 +80,10 @@ def _boosted_batched(batch: list[Operands], *, beta: float = 0.3, rank_frac: flo
 
 def _boosted_core(space: CoreSpace, *, beta: float = 0.3, rank_frac: float | None = None, orth: str = "ns",
                   ns_steps: int = 5, ns_coeffs: str = "muon", boost_energy: str = "sigma",
-                  boost_scope: str = "kept") -> Tensor:
+                  boost_scope: str = "kept", rank_mode: str = "numerical") -> Tensor:
     """boosted-tsvm on the cores of LoRA task vectors (docs/algorithms.md section 6.5: exact with
-    boost_scope=kept; with full, the core spectrum lacks the full one's rounding-level zeros)."""
+    boost_scope=kept; with full, the core spectrum lacks the full one's rounding-level zeros). Only
+    rank_mode=numerical comes here (``core_exact``)."""
     from asrmerge.linalg import core
 
     assert rank_frac is not None
@@ -97,6 +99,7 @@ def _boosted_core(space: CoreSpace, *, beta: float = 0.3, rank_frac: float | Non
 @algorithm("boosted-tsvm", space="subspace", returns="matrix",
            paper="Carvalho et al. 2026, Model merging for multi-domain ASR, arXiv:2603.05354",
            lam=Lam(1.0, source="ours"), svds=svd_count, batched=_boosted_batched, core=_boosted_core,
+           core_exact=numerical,
            identity={"beta": 1.0, "orth": "svd", "rank_frac": 1.0, "lam": 1.0})
 def boosted_tsvm(tasks: Operands, *,
                  beta: Annotated[float, P("(0,1]", "energy fraction beta: values from index j* on are lifted to sigma_{j*} (smaller boosts more)", source="the paper")] = 0.3,
@@ -105,11 +108,13 @@ def boosted_tsvm(tasks: Operands, *,
                  ns_steps: Annotated[int, P("[1,100]", "Newton-Schulz iterations", source="the paper")] = 5,
                  ns_coeffs: Annotated[str, P(NS_COEFFS, "Newton-Schulz coefficients (the paper's quintic: muon)", source="ours")] = "muon",
                  boost_energy: Annotated[str, P(("sigma", "sigma2"), "energy e_i of the cumulative fraction: sigma_i or sigma_i^2", source="ours")] = "sigma",
-                 boost_scope: Annotated[str, P(("kept", "full"), "fractions of the kept spectrum's energy or the whole spectrum's", source="ours")] = "kept") -> Tensor:
+                 boost_scope: Annotated[str, P(("kept", "full"), "fractions of the kept spectrum's energy or the whole spectrum's", source="ours")] = "kept",
+                 rank_mode: Annotated[str, P(RANK_MODES, "drop numerically zero triplets and polar pairs (ours) or keep all k and P Q^T (the reference TSV-M)", source="ours")] = "numerical") -> Tensor:
     """BoostedTSV-M: TSV-M whose tasks' kept spectra are boosted towards isotropy before the concatenation."""
     assert rank_frac is not None
 
     def lift(sigma: Tensor, full: Tensor) -> Tensor:
         return boost(sigma, full, beta, boost_energy, boost_scope)
 
-    return tsv_merge(tasks, rank_frac, orth, ns_steps, ns_coeffs, boost=lift if beta < 1.0 else None)
+    return tsv_merge(tasks, rank_frac, orth, ns_steps, ns_coeffs, boost=lift if beta < 1.0 else None,
+                     rank_mode=rank_mode)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 from asrmerge.linalg.newton_schulz import NAMES as NS_COEFFS
+from asrmerge.merge.iso_c import RANK_MODES, numerical
 from asrmerge.merge.registry import Lam, P, algorithm
 
 if TYPE_CHECKING:
@@ -42,18 +43,23 @@ def truncation(tasks: Operands, rank_frac: float) -> int:
 
 
 def tsv_merge(tasks: Operands, rank_frac: float, orth: str, ns_steps: int, ns_coeffs: str,
-              boost: object = None) -> Tensor:
-    """TSV-M steps 1-4; ``boost(sigma_kept, sigma_full)`` may replace each task's kept singular values."""
+              boost: object = None, rank_mode: str = "numerical") -> Tensor:
+    """TSV-M steps 1-4; ``boost(sigma_kept, sigma_full)`` may replace each task's kept singular values.
+
+    ``rank_mode=full`` (the reference): every task keeps k triplets, its numerically zero ones included, and
+    orth=svd takes the full polar factor P Q^T (docs/algorithms.md section 6.3).
+    """
     import torch
 
     from asrmerge.errors import UsageError
     from asrmerge.linalg.svd import orthogonalise
 
     k = truncation(tasks, rank_frac)
+    full = rank_mode == "full"
     us, ss, vs = [], [], []
     for t in range(tasks.T):
         u, s, v, rho = task_svd(tasks, t)
-        kt = min(k, rho)
+        kt = k if full else min(k, rho)
         sk = s[:kt]
         if boost is not None and kt > 0:
             sk = boost(sk, s)  # type: ignore[operator]
@@ -67,23 +73,25 @@ def tsv_merge(tasks: Operands, rank_frac: float, orth: str, ns_steps: int, ns_co
     if orth == "eigh" and scat.numel() > min(m, n):
         raise UsageError(f"orth=eigh needs K <= min(m, n), but K = {scat.numel()} for {tasks.name}", subject="-p",
                          hint="lower rank_frac to at most 1/T, or use orth=svd or ns")
-    u_p = orthogonalise(ubar, orth, ns_steps=ns_steps, ns_coeffs=ns_coeffs, name=tasks.name)
-    v_p = orthogonalise(vbar, orth, ns_steps=ns_steps, ns_coeffs=ns_coeffs, name=tasks.name)
+    u_p = orthogonalise(ubar, orth, ns_steps=ns_steps, ns_coeffs=ns_coeffs, name=tasks.name, full=full)
+    v_p = orthogonalise(vbar, orth, ns_steps=ns_steps, ns_coeffs=ns_coeffs, name=tasks.name, full=full)
     return (u_p * scat) @ v_p.mT
 
 
 def _tsvm_batched(batch: list[Operands], *, rank_frac: float | None = None, orth: str = "svd", ns_steps: int = 5,
-                  ns_coeffs: str = "muon") -> list[Tensor] | None:
-    """tsvm over same-shape matrices at once; ``None`` where only the per-matrix path applies (orth=eigh)."""
-    if orth == "eigh":
+                  ns_coeffs: str = "muon", rank_mode: str = "numerical") -> list[Tensor] | None:
+    """tsvm over same-shape matrices at once; ``None`` where only the per-matrix path applies (orth=eigh, and
+    rank_mode=full, whose null pairs are the SVD's arbitrary choice: one path keeps them the same for every --batch)."""
+    if orth == "eigh" or rank_mode == "full":
         return None
     assert rank_frac is not None
     return tsv_merge_batch(batch, rank_frac, orth, ns_steps, ns_coeffs)
 
 
 def _tsvm_core(space: CoreSpace, *, rank_frac: float | None = None, orth: str = "svd", ns_steps: int = 5,
-               ns_coeffs: str = "muon") -> Tensor:
-    """tsvm on the cores of LoRA task vectors (docs/algorithms.md section 6.5: exact for every orth)."""
+               ns_coeffs: str = "muon", rank_mode: str = "numerical") -> Tensor:
+    """tsvm on the cores of LoRA task vectors (docs/algorithms.md section 6.5: exact for every orth with
+    rank_mode=numerical; ``core_exact`` keeps rank_mode=full in full space)."""
     from asrmerge.linalg import core
 
     assert rank_frac is not None
@@ -102,16 +110,17 @@ def one_over_t(T: int) -> float:
 
 @algorithm("tsvm", space="subspace", returns="matrix", paper="Gargiulo et al. 2025, Task Singular Vectors, arXiv:2412.00081",
            lam=Lam(1.0, "scaling factor lambda (the TSV code tunes it over (0, 3])"), svds=svd_count,
-           presets={"tsvm-ns": {"orth": "ns"}}, batched=_tsvm_batched, core=_tsvm_core,
+           presets={"tsvm-ns": {"orth": "ns"}}, batched=_tsvm_batched, core=_tsvm_core, core_exact=numerical,
            identity={"orth": "svd", "rank_frac": 1.0, "lam": 1.0})
 def tsvm(tasks: Operands, *,
          rank_frac: Annotated[float | None, P("(0,1]", "fraction p of each task's rank kept", default="1/T", resolve=one_over_t)] = None,
          orth: Annotated[str, P(ORTHS, "orthogonalise the concatenated singular vectors: polar factor, Newton-Schulz, or eigh")] = "svd",
          ns_steps: Annotated[int, P("[1,100]", "Newton-Schulz iterations (orth=ns)")] = 5,
-         ns_coeffs: Annotated[str, P(NS_COEFFS, "Newton-Schulz coefficients: Muon's quintic, modded-nanogpt's schedule, or cubic")] = "muon") -> Tensor:
+         ns_coeffs: Annotated[str, P(NS_COEFFS, "Newton-Schulz coefficients: Muon's quintic, modded-nanogpt's schedule, or cubic")] = "muon",
+         rank_mode: Annotated[str, P(RANK_MODES, "drop numerically zero triplets and polar pairs (ours) or keep all k and P Q^T (the reference)")] = "numerical") -> Tensor:
     """TSV-M: keep each task's top singular triplets, decorrelate their singular vectors, recombine."""
     assert rank_frac is not None  # resolved to 1/T by the planner
-    return tsv_merge(tasks, rank_frac, orth, ns_steps, ns_coeffs)
+    return tsv_merge(tasks, rank_frac, orth, ns_steps, ns_coeffs, rank_mode=rank_mode)
 
 
 def tsv_merge_batch(batch: list[Operands], rank_frac: float, orth: str, ns_steps: int, ns_coeffs: str,
