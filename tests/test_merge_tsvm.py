@@ -146,6 +146,16 @@ def test_rank_mode_full_equals_numerical_on_full_rank_tasks(m: int, n: int, T: i
     assert_close(merge_one(algo, taus, params={**params, "rank_mode": "full"}), merge_one(algo, taus, params=params))
 
 
+def test_rank_mode_full_halves_orthogonal_rank_one_tasks_by_hand() -> None:
+    """tau_1 = 3 e_1 e_1^T, tau_2 = 2 e_2 e_2^T, rank_frac 1 (k = 4). numerical: k_t = 1, U-bar = [e_1, e_2] is
+    orthonormal and tau* = tau_1 + tau_2 (ta). full: each task adds 3 null vectors completing its own vector
+    to an orthonormal basis, so U-bar U-bar^T = 2I (4 x 8, wide), U_perp = U-bar / sqrt 2, V likewise, and
+    tau* = (tau_1 + tau_2) / 2 whichever null vectors the SVD chose."""
+    taus = [3 * torch.outer(E[0], E[0]), 2 * torch.outer(E[1], E[1])]
+    assert_close(merge_one("tsvm", taus, params={"rank_frac": 1.0}), taus[0] + taus[1])
+    assert_close(merge_one("tsvm", taus, params={"rank_frac": 1.0, "rank_mode": "full"}), (taus[0] + taus[1]) / 2)
+
+
 @pytest.mark.parametrize("which", ["duplicated", "rank1"])
 def test_rank_mode_full_is_the_reference_on_rank_deficient_tasks(which: str) -> None:
     """Section 6.3: rank_mode=full keeps k triplets per task and P Q^T (the reference); numerical differs."""
