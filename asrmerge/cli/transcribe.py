@@ -61,6 +61,8 @@ def transcribe(
     chunk_length: Annotated[int, typer.Option("--chunk-length", metavar="SECONDS",
                             help="Encoder window, 1-30 s: shorter runs short utterances faster; "
                                  "Whisper's own is 30.")] = 30,
+    where: Annotated[list[str] | None, typer.Option("--where", metavar="FIELD=VALUE",
+                     help="Only records whose FIELD is VALUE (or one of VALUE,VALUE,...); repeat: all must hold.")] = None,
     shard: Annotated[str | None, typer.Option("--shard", metavar="K/N",
                      help="Only shard K of N (K from 1), or 'auto' from Slurm array / torch.distributed variables.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="With -o FILE: keep its records, append the missing ones.")] = False,
@@ -88,6 +90,7 @@ def transcribe(
                              hint="give MANIFEST as a file, or pipe JSON lines in")
         md.check_chunk_length(chunk_length)
         part = mf.parse_shard(shard)
+        conditions = mf.parse_where(where)
         inputs = [model, manifest, *([str(config)] if config else [])]
         dest = wr.check_destination(output, force=force or resume, inputs=inputs, owner=wr.TRANSCRIPT)
         if resume and dest.kind != "file":
@@ -98,6 +101,10 @@ def transcribe(
                              subject=output, hint="--resume appends only to those; choose another -o")
         common.sweep(output, quiet)
         items = mf.read_manifest(manifest)
+        if conditions:
+            picked = mf.select_where(items, conditions)
+            common.note(f"--where: {len(picked)} of {common.plural(len(items), 'utterance')}", quiet)
+            items = picked
         if resume:
             mf.check_unique(items, manifest)
         selected = part.select(items)
@@ -112,9 +119,9 @@ def transcribe(
             common.note(f"--resume: {len(selected) - len(todo)} of {len(selected)} already in {output}", quiet)
             extra = sorted(done - {u.key for u in selected})
             if extra and not quiet:
-                where = f"shard {part} of {manifest}" if part.count > 1 else manifest
+                scope = f"shard {part} of {manifest}" if part.count > 1 else manifest
                 common.warn("transcribe", f"{output}: {len(extra)} record{'s' if len(extra) > 1 else ''} not in "
-                            f"{where} (first: id {extra[0]!r}); kept as they are")
+                            f"{scope} (first: id {extra[0]!r}); kept as they are")
         if not todo:
             with wr.open_text(dest, append=resume):
                 pass  # an empty shard still leaves its (empty) output file
