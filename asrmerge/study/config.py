@@ -227,6 +227,10 @@ def build(flags: dict[str, Any], config: dict[str, Any]) -> Options:
             _check_name(name, "--extra")
     else:
         extras = {n: _path(p, cwd) for n, p in extras.items()}
+    for name in extras:
+        if name in ("id", "ood", "all"):
+            raise UsageError(f"NAME {name!r} is a column of the table already", subject="--extra",
+                             hint="name the set otherwise (english, fleurs, ...)")
 
     def path_opt(key: str) -> str | None:
         if flags.get(key) is not None:
