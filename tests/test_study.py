@@ -318,3 +318,49 @@ def test_an_unrelated_output_folder_is_refused(fx: dict[str, Path], tmp_path: Pa
                "-o", str(tmp_path))
     assert r.exit_code == 2 and "holds something else than an earlier study" in r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.txt"]
+
+
+def test_a_changed_option_redoes_only_the_steps_it_changes(run: dict[str, Any], fx: dict[str, Path]) -> None:
+    """A copy of the finished study beside it (its inputs' relative paths still hold) run with another
+    --normalizer: the task vectors, merges and transcripts are kept, every score is made again."""
+    import shutil
+
+    copy = fx["root"] / "study-copy"
+    shutil.copytree(run["out"], copy)
+    argv = [a if a != str(run["out"]) else str(copy) for a in args(fx, run["out"])]
+    r = subprocess.run([sys.executable, "-m", "asrmerge", *argv, "--normalizer", "none"], capture_output=True,
+                       env={**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}, timeout=600)
+    assert r.returncode == 0, r.stderr.decode()
+    err = r.stderr.decode()
+    kept = {line.split()[3] for line in err.splitlines() if line.startswith("asrmerge study: kept ")}
+    ran = {line.split()[3] for line in err.splitlines() if line.startswith("asrmerge study: run ")}
+    assert kept and all(s.split("-")[0] in ("taskvec", "merge", "transcribe", "svd") for s in kept)
+    assert ran and all(s.split("-")[0] in ("wer", "compare") for s in ran)
+    assert not any(s.startswith("transcribe") for s in ran)
+    assert json.loads((copy / "scores" / "test" / "ta.json").read_text())["normalizer"] == "none"
+
+
+def test_a_lambda_chosen_anew_after_its_model_was_removed_is_merged_again(run: dict[str, Any],
+                                                                          fx: dict[str, Path]) -> None:
+    """When the dev scores come to favour a lambda whose model was removed (here: edited by hand), the sweep is
+    merged again, the other model removed, and the systems that use it are transcribed again."""
+    import shutil
+
+    copy = fx["root"] / "study-rechoose"
+    shutil.copytree(run["out"], copy)
+    lam = run["table"]["lambda"]["tsvm"]["chosen"]
+    other = 1.2 if lam == 0.8 else 0.8
+    score = copy / "scores" / "dev" / f"tsvm-lam{other:.1f}.json"
+    doc = json.loads(score.read_text())
+    for g in doc["groups"].values():
+        g["wer"] = 0.0
+    score.write_text(json.dumps(doc))
+    argv = [a if a != str(run["out"]) else str(copy) for a in args(fx, run["out"])]
+    r = subprocess.run([sys.executable, "-m", "asrmerge", *argv], capture_output=True,
+                       env={**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}, timeout=600)
+    assert r.returncode == 0, r.stderr.decode()
+    err = r.stderr.decode()
+    assert f"tsvm: lambda {other:.1f} is chosen now, but its model was removed: merge again" in err
+    assert {p.name for p in (copy / "merged").iterdir()} == {"ta", f"tsvm-lam{other:.1f}"}
+    assert "asrmerge study: run transcribe-test-tsvm" in err and "asrmerge study: kept transcribe-test-ta " in err
+    assert json.loads((copy / "table.json").read_text())["lambda"]["tsvm"]["chosen"] == other

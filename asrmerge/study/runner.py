@@ -96,6 +96,10 @@ def study(opts: Options, *, dry_run: bool = False, say: Say = lambda _: None) ->
         dev = {fmt(v): dev_wer(root, f, ids) for v, f in swept.items()}
         lam: float | None = min(swept, key=lambda v: dev[fmt(v)]) if swept else next(iter(models))
         if swept:
+            assert lam is not None
+            if not (root / models[lam]).exists():  # removed after an earlier choice (the dev scores changed)
+                say(f"{algo}: lambda {fmt(lam)} is chosen now, but its model was removed: merge again")
+                run.redo(step)
             run.prune(step, [m for v, m in models.items() if v != lam])
         systems[algo] = {"kind": "merge", "model": models[lam], "lam": lam, "dev": dev}
         if swept and lam is not None:

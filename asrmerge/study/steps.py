@@ -45,14 +45,23 @@ def _signature(path: Path) -> str:
     return "|".join(parts)
 
 
-def _die_with_parent() -> None:  # pragma: no cover (runs in the child)
-    """In a step's process: end it (SIGTERM: its temporaries are removed) when the study process dies."""
+def _prctl() -> Callable[..., int] | None:
+    """libc's prctl, resolved in the study process (the child must not load libraries between fork and exec)."""
     try:
         import ctypes
 
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # not Linux
+        return None
+
+
+PRCTL = _prctl()
+
+
+def _die_with_parent() -> None:  # pragma: no cover (runs in the child)
+    """In a step's process: end it (SIGTERM: its temporaries are removed) when the study process dies."""
+    if PRCTL is not None:
+        PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 class Runner:
@@ -112,6 +121,10 @@ class Runner:
         for o in outputs:
             shutil.rmtree(self.root / o, ignore_errors=True)
         self._write_stamp(step, **{k: v for k, v in stamp.items() if k not in ("id", "command", "outputs")})
+
+    def redo(self, step: Step) -> None:
+        """Run a step listed already once more (a lambda's model removed earlier and chosen now)."""
+        self._one(step, self.key(step), "new")
 
     def run(self, steps: list[Step]) -> None:
         """Run ``steps`` (independent of each other): transcriptions ``jobs`` at a time, the others in turn."""
