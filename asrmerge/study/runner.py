@@ -184,9 +184,10 @@ def _dry_run(pl: Planner, data: Data) -> Outcome:
         steps += r + s
     chosen = {a: (m[next(iter(m))] if len(m) == 1 else f"merged/{a}-lam{{chosen}}/") for a, (_, m) in merges.items()}
     if o.betas:
-        beta, _ = pl.beta_sweep(None)
-        beta.args[beta.args.index("-o"):beta.args.index("-o")] = ["-p", "lam={chosen}"] \
-            if len(merges["boosted-tsvm"][1]) > 1 else []
+        boosted = merges["boosted-tsvm"][1]
+        beta, _ = pl.beta_sweep(next(iter(boosted)) if len(boosted) == 1 else None)
+        if len(boosted) > 1:
+            beta.args[beta.args.index("-o"):beta.args.index("-o")] = ["-p", "lam={chosen}"]
         steps.append(beta)
     steps += pl.inspect(chosen.get("boosted-tsvm", chosen[o.algos[0]]), _matplotlib())
     systems = ([("zero-shot", pl.base)] if o.zero_shot else []) + ([("joint", pl.joint)] if pl.joint else [])
