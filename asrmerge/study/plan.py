@@ -192,15 +192,13 @@ class Planner:
         return run, self.wer(f"wer-own-{name}", hyp, score, "domain"), score
 
     def inspect(self, merged: str | None, plot: bool) -> list[Step]:
-        """svd-inspect of the task vectors (and a merge): the summary, and the records with the picture."""
+        """svd-inspect of the task vectors (and a merge), in one pass: the summary, and the picture with ``plot``."""
         tvs = [self.tv(n) for n in self.fts]
-        args = ["svd-inspect", "--base", self.base, *tvs, *(["--merged", merged] if merged else []), *self._device()]
-        steps = [Step("svd-summary", [*args, "--summary", "--json", "-q"], ["svd-summary.json"],
-                      [self.base, *tvs, *([merged] if merged else [])], stdout="svd-summary.json")]
-        if plot:
-            steps.append(Step("svd-inspect", [*args, "--plot", "svd-inspect.png", "-q"],
-                              ["svd-inspect.jsonl", "svd-inspect.png"], steps[0].inputs, stdout="svd-inspect.jsonl"))
-        return steps
+        picture = ["--plot", "svd-inspect.png"] if plot else []
+        args = ["svd-inspect", "--base", self.base, *tvs, *(["--merged", merged] if merged else []), *self._device(),
+                "--summary", "--json", *picture, "-q"]
+        return [Step("svd-inspect", args, ["svd-summary.json", *picture[1:]],
+                     [self.base, *tvs, *([merged] if merged else [])], stdout="svd-summary.json")]
 
     # --- commands.sh ---------------------------------------------------------------------------------------
 
