@@ -242,3 +242,21 @@ def test_cuda_fp16_transcribes_like_the_cpu(real_tiny_en: Path) -> None:
         docs[device] = json.loads(w.stdout)["groups"]
     assert docs["cuda"]["jfk"]["wer"] == 0.0
     assert docs["cuda"]["librivox"]["wer"] <= docs["cpu"]["librivox"]["wer"] + 0.02
+
+
+def test_where_selects_records_by_field(tiny_asr: Path, whole: list[str], tmp_path: Path) -> None:
+    """--where set=librivox keeps the five LibriVox records (as the whole run decoded them); two conditions must
+    both hold; a record without the field is left out; a malformed condition is a usage error."""
+    r = cli("transcribe", str(tiny_asr), str(MANIFEST), *FAST, "--where", "set=librivox")
+    assert r.returncode == 0, r.stderr
+    assert "--where: 5 of 6 utterances" in r.stderr.decode()
+    assert r.stdout.decode().splitlines(keepends=True) == whole[1:]
+    ids = "sense_and_sensibility_01_austen_64kb-0880,jfk"
+    r = cli("transcribe", str(tiny_asr), str(MANIFEST), *FAST, "--where", "set=librivox,jfk", "--where", f"id={ids}",
+            "-q")
+    assert r.returncode == 0 and r.stdout.decode().splitlines(keepends=True) == [whole[0], whole[2]]
+    r = cli("transcribe", str(tiny_asr), str(MANIFEST), *FAST, "--where", "domain=x", "-q")
+    assert r.returncode == 0 and r.stdout == b""
+    r = cli("transcribe", str(tiny_asr), str(MANIFEST), "--where", "set")
+    assert error_lines(r, 2) == ["asrmerge transcribe: error: --where: 'set' is not FIELD=VALUE; "
+                                 "e.g. --where set=test --where domain=news,kids"]

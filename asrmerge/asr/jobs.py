@@ -30,7 +30,9 @@ class Job:
         dest: the checked ``-o``.
         shard: this run's shard (1/1 without ``--shard``).
         resume: append to ``dest`` after the records it has (``--resume``).
-        items: every utterance of the manifest (after :func:`select`).
+        where: the ``--where FIELD=VALUE`` conditions (all must hold).
+        read: how many utterances the manifest holds (after :func:`select`).
+        items: the manifest's utterances that meet ``where`` (after :func:`select`).
         selected: this shard's utterances.
         done: the keys ``dest`` already has (``--resume``).
         todo: this shard's utterances that ``dest`` lacks, in manifest order.
@@ -40,6 +42,8 @@ class Job:
     dest: wr.Destination
     shard: mf.Shard
     resume: bool = False
+    where: list[tuple[str, frozenset[str]]] = field(default_factory=list)
+    read: int = 0
     items: list[mf.Utterance] = field(default_factory=list)
     selected: list[mf.Utterance] = field(default_factory=list)
     done: set[str] = field(default_factory=set)
@@ -53,7 +57,7 @@ class Job:
 
 def prepare(model: str, manifest: str, output: str, *, config: str | None = None, shard: str | None = None,
             resume: bool = False, force: bool = False, chunk_length: int = 30,
-            env: Mapping[str, str] | None = None) -> Job:
+            where: list[str] | None = None, env: Mapping[str, str] | None = None) -> Job:
     """Check the inputs, ``--shard`` and ``-o`` before anything is read.
 
     Args:
@@ -65,6 +69,7 @@ def prepare(model: str, manifest: str, output: str, *, config: str | None = None
         resume: ``--resume``.
         force: ``--force``: replace an ``-o`` that is not an earlier transcribe output.
         chunk_length: ``--chunk-length``, checked here with the other options.
+        where: ``--where FIELD=VALUE`` as given (every condition must hold).
         env: the environment ``--shard auto`` reads (default ``os.environ``).
     Returns:
         The job, with nothing selected yet.
@@ -81,6 +86,7 @@ def prepare(model: str, manifest: str, output: str, *, config: str | None = None
                          hint="give MANIFEST as a file, or pipe JSON lines in")
     check_chunk_length(chunk_length)
     part = mf.parse_shard(shard, env)
+    conditions = mf.parse_where(where)
     inputs = [model, manifest, *([config] if config else [])]
     dest = wr.check_destination(output, force=force or resume, inputs=inputs, owner=wr.TRANSCRIPT)
     if resume and dest.kind != "file":
@@ -89,7 +95,7 @@ def prepare(model: str, manifest: str, output: str, *, config: str | None = None
         assert dest.path is not None
         raise InputError(f"is not an output of asrmerge transcribe ({wr.transcript_problem(dest.path)})",
                          subject=output, hint="--resume appends only to those; choose another -o")
-    return Job(manifest, dest, part, resume)
+    return Job(manifest, dest, part, resume, conditions)
 
 
 def select(job: Job) -> Job:
@@ -103,6 +109,9 @@ def select(job: Job) -> Job:
         InputError: an unreadable manifest, two records with one key (``--resume``), a damaged output.
     """
     job.items = mf.read_manifest(job.manifest)
+    job.read = len(job.items)
+    if job.where:
+        job.items = mf.select_where(job.items, job.where)
     if job.resume:
         mf.check_unique(job.items, job.manifest)
     job.selected = job.shard.select(job.items)

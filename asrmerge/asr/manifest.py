@@ -96,6 +96,40 @@ def utterances(records: Iterable[tuple[int, dict[str, Any]]], folder: Path, sour
     return out
 
 
+def parse_where(specs: list[str] | None) -> list[tuple[str, frozenset[str]]]:
+    """``--where FIELD=VALUE[,VALUE...]`` conditions (repeatable; all must hold).
+
+    Args:
+        specs: the option's values.
+    Returns:
+        (field, accepted values as text) per condition.
+    Raises:
+        UsageError: a value without ``=`` or with an empty field name.
+    """
+    out = []
+    for spec in specs or []:
+        name, sep, values = spec.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"{spec!r} is not FIELD=VALUE", subject="--where",
+                             hint="e.g. --where set=test --where domain=news,kids")
+        out.append((name.strip(), frozenset(values.split(","))))
+    return out
+
+
+def select_where(items: list[Utterance], conditions: list[tuple[str, frozenset[str]]]) -> list[Utterance]:
+    """The utterances whose record has, for every condition, the field with one of its values.
+
+    A value matches the field's JSON scalar as text (``"set": "dev"`` matches ``set=dev``, ``"n": 3``
+    matches ``n=3``); a record without the field never matches.
+    """
+    def text(value: Any) -> str | None:
+        if value is None or isinstance(value, dict | list):
+            return None
+        return ("true" if value else "false") if isinstance(value, bool) else str(value)
+
+    return [u for u in items if all(text(u.record.get(f)) in values for f, values in conditions)]
+
+
 @dataclass(frozen=True)
 class Shard:
     """Shard ``index`` (0-based) of ``count``, and where that came from (for messages)."""

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from asrmerge import __version__
-from asrmerge.cli import convert, merge, svd_inspect, taskvec, transcribe, wer
+from asrmerge.cli import convert, merge, study, svd_inspect, taskvec, transcribe, wer
 
 HELP = f"""asrmerge {__version__}: merge Whisper checkpoints fine-tuned on many domains into one model.
 
@@ -27,6 +27,7 @@ Small tools over safetensors files and JSON lines, composable in shell pipelines
   asrmerge transcribe merged/ dev.jsonl > hyp.jsonl  # Whisper inference over a JSONL manifest
   asrmerge wer --by domain hyp.jsonl                 # WER per domain, macro and micro averages
   asrmerge wer --compare a.jsonl b.jsonl             # which system is better (MAPSSWE, bootstrap)
+  asrmerge study --config study.toml -o study/       # the paper's experiment on your fine-tunes
 
 Exit codes: 0 ok, 1 failure, 2 usage error, 3 unusable input (missing, damaged, incompatible,
 non-finite), 130 interrupted. See man asrmerge and man asrmerge-COMMAND.
@@ -47,6 +48,7 @@ app.command("merge", help=merge.HELP, no_args_is_help=True)(merge.merge)
 app.command("svd-inspect", help=svd_inspect.HELP, no_args_is_help=True)(svd_inspect.svd_inspect)
 app.command("transcribe", help=transcribe.HELP, no_args_is_help=True)(transcribe.transcribe)
 app.command("wer", help=wer.HELP)(wer.wer)
+app.command("study", help=study.HELP, no_args_is_help=True)(study.study)
 
 
 def _version(value: bool) -> None:

@@ -59,6 +59,8 @@ def transcribe(
     chunk_length: Annotated[int, typer.Option("--chunk-length", metavar="SECONDS",
                             help="Encoder window, 1-30 s: shorter runs short utterances faster; "
                                  "Whisper's own is 30.")] = 30,
+    where: Annotated[list[str] | None, typer.Option("--where", metavar="FIELD=VALUE",
+                     help="Only records whose FIELD is VALUE (or one of VALUE,VALUE,...); repeat: all must hold.")] = None,
     shard: Annotated[str | None, typer.Option("--shard", metavar="K/N",
                      help="Only shard K of N (K from 1), or 'auto' from Slurm array / torch.distributed variables.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="With -o FILE: keep its records, append the missing ones.")] = False,
@@ -76,9 +78,11 @@ def transcribe(
         from asrmerge.io.jsonl import write_record
 
         run = jobs.prepare(model, manifest, output, config=str(config) if config else None, shard=shard,
-                           resume=resume, force=force, chunk_length=chunk_length)
+                           resume=resume, force=force, chunk_length=chunk_length, where=where)
         common.sweep(output, quiet)
         jobs.select(run)
+        if where:
+            common.note(f"--where: {len(run.items)} of {common.plural(run.read, 'utterance')}", quiet)
         part, selected, todo = run.shard, run.selected, run.todo
         if shard == "auto" and part.source == "none" and not quiet:
             common.warn("transcribe", "--shard auto: no Slurm array (SLURM_ARRAY_TASK_ID) or torch.distributed "
@@ -90,9 +94,9 @@ def transcribe(
             common.note(f"--resume: {len(selected) - len(todo)} of {len(selected)} already in {output}", quiet)
             extra = run.extra
             if extra and not quiet:
-                where = f"shard {part} of {manifest}" if part.count > 1 else manifest
+                scope = f"shard {part} of {manifest}" if part.count > 1 else manifest
                 common.warn("transcribe", f"{output}: {len(extra)} record{'s' if len(extra) > 1 else ''} not in "
-                            f"{where} (first: id {extra[0]!r}); kept as they are")
+                            f"{scope} (first: id {extra[0]!r}); kept as they are")
         if not todo:
             with jobs.output(run):
                 pass  # an empty shard still leaves its (empty) output file
