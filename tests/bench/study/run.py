@@ -63,8 +63,9 @@ def say(msg: str) -> None:
 
 
 def asrmerge(*args: str) -> None:
+    """Run an asrmerge command, its messages on stderr; its stdout (study's report) is printed at the end."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    r = subprocess.run([sys.executable, "-m", "asrmerge", *args], env=env)
+    r = subprocess.run([sys.executable, "-m", "asrmerge", *args], env=env, stdout=subprocess.DEVNULL)
     if r.returncode != 0:
         raise SystemExit(f"demo: asrmerge {' '.join(args[:3])} ... failed ({r.returncode})")
 
