@@ -274,7 +274,9 @@ def other_base(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def bad_cases(fx: dict[str, Path], other: Path, tmp: Path) -> dict[str, tuple[list[str], int, str]]:
     common = ["--base", str(fx["base"]), "--dev", str(fx["dev"]), "--test", str(fx["test"])]
     nodomain = _write(tmp / "nodomain.jsonl", [{"id": "x", "audio": str(AUDIO / "jfk.wav"), "text": "x"}])
-    dev_a = _write(tmp / "dev-a.jsonl", [json.loads(fx["dev"].read_text().splitlines()[0])])
+    first = json.loads(fx["dev"].read_text().splitlines()[0])
+    first["audio"] = str((fx["dev"].parent / first["audio"]).resolve())  # relative to the manifest it came from
+    dev_a = _write(tmp / "dev-a.jsonl", [first])
     noref = _write(tmp / "noref.jsonl", [{"id": "x", "audio": str(AUDIO / "jfk.wav")}])
     return {
         "another base": ([*common, f"a={fx['a']}", f"b={other}"], 3,
