@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # The study's asrmerge pipeline, as run (W is the work folder).
-W=/root/.cache/asrmerge/study/full
+W=${HOME}/.cache/asrmerge/study/full
 set -euo pipefail
 asrmerge convert packaged:base --dtype fp32 -o $W/base/ -q
-asrmerge taskvec $W/base /root/.cache/asrmerge/study/finetunes/full/medicina-tel-9e632961cf06d2f8 -o $W/tv/medicina-tel.safetensors -q
-asrmerge taskvec $W/base /root/.cache/asrmerge/study/finetunes/full/desporto-radio-0dd536fe017aeec8 -o $W/tv/desporto-radio.safetensors -q
-asrmerge taskvec $W/base /root/.cache/asrmerge/study/finetunes/full/meteo-estudio-0ef2f040b0d4a441 -o $W/tv/meteo-estudio.safetensors -q
-asrmerge taskvec $W/base /root/.cache/asrmerge/study/finetunes/full/financas-abafado-1fc808987f8dedac -o $W/tv/financas-abafado.safetensors -q
-asrmerge taskvec $W/base /root/.cache/asrmerge/study/finetunes/full/culinaria-eco-48c04a39d849d532 -o $W/tv/culinaria-eco.safetensors -q
-asrmerge taskvec $W/base /root/.cache/asrmerge/study/finetunes/full/direito-sala-39105b5d48f27f5d -o $W/tv/direito-sala.safetensors -q
-asrmerge taskvec $W/base /root/.cache/asrmerge/study/finetunes/full/tecnologia-podcast-bc36281f84d3d88e -o $W/tv/tecnologia-podcast.safetensors -q
-asrmerge taskvec $W/base /root/.cache/asrmerge/study/finetunes/full/viagens-telefone-caa5177b15a27c33 -o $W/tv/viagens-telefone.safetensors -q
+asrmerge taskvec $W/base ${HOME}/.cache/asrmerge/study/finetunes/full/medicina-tel-9e632961cf06d2f8 -o $W/tv/medicina-tel.safetensors -q
+asrmerge taskvec $W/base ${HOME}/.cache/asrmerge/study/finetunes/full/desporto-radio-0dd536fe017aeec8 -o $W/tv/desporto-radio.safetensors -q
+asrmerge taskvec $W/base ${HOME}/.cache/asrmerge/study/finetunes/full/meteo-estudio-0ef2f040b0d4a441 -o $W/tv/meteo-estudio.safetensors -q
+asrmerge taskvec $W/base ${HOME}/.cache/asrmerge/study/finetunes/full/financas-abafado-1fc808987f8dedac -o $W/tv/financas-abafado.safetensors -q
+asrmerge taskvec $W/base ${HOME}/.cache/asrmerge/study/finetunes/full/culinaria-eco-48c04a39d849d532 -o $W/tv/culinaria-eco.safetensors -q
+asrmerge taskvec $W/base ${HOME}/.cache/asrmerge/study/finetunes/full/direito-sala-39105b5d48f27f5d -o $W/tv/direito-sala.safetensors -q
+asrmerge taskvec $W/base ${HOME}/.cache/asrmerge/study/finetunes/full/tecnologia-podcast-bc36281f84d3d88e -o $W/tv/tecnologia-podcast.safetensors -q
+asrmerge taskvec $W/base ${HOME}/.cache/asrmerge/study/finetunes/full/viagens-telefone-caa5177b15a27c33 -o $W/tv/viagens-telefone.safetensors -q
 asrmerge merge --algo soup --base $W/base $W/tv/medicina-tel.safetensors $W/tv/desporto-radio.safetensors $W/tv/meteo-estudio.safetensors $W/tv/financas-abafado.safetensors $W/tv/culinaria-eco.safetensors $W/tv/direito-sala.safetensors $W/tv/tecnologia-podcast.safetensors $W/tv/viagens-telefone.safetensors -o $W/merged/soup/ -q
 asrmerge merge --algo model-stock --base $W/base $W/tv/medicina-tel.safetensors $W/tv/desporto-radio.safetensors $W/tv/meteo-estudio.safetensors $W/tv/financas-abafado.safetensors $W/tv/culinaria-eco.safetensors $W/tv/direito-sala.safetensors $W/tv/tecnologia-podcast.safetensors $W/tv/viagens-telefone.safetensors -o $W/merged/model-stock/ -q
 asrmerge merge --algo karcher --base $W/base $W/tv/medicina-tel.safetensors $W/tv/desporto-radio.safetensors $W/tv/meteo-estudio.safetensors $W/tv/financas-abafado.safetensors $W/tv/culinaria-eco.safetensors $W/tv/direito-sala.safetensors $W/tv/tecnologia-podcast.safetensors $W/tv/viagens-telefone.safetensors -o $W/merged/karcher/ -q
@@ -96,10 +96,10 @@ asrmerge merge --algo boosted-tsvm --base $W/base $W/tv/medicina-tel.safetensors
 asrmerge merge --algo boosted-tsvm --base $W/base $W/tv/medicina-tel.safetensors $W/tv/desporto-radio.safetensors $W/tv/meteo-estudio.safetensors $W/tv/financas-abafado.safetensors $W/tv/culinaria-eco.safetensors $W/tv/direito-sala.safetensors $W/tv/tecnologia-podcast.safetensors $W/tv/viagens-telefone.safetensors -p beta=0.3 -p lam=1.4 -o $W/merged/boosted-beta0.3/ -q
 asrmerge merge --algo boosted-tsvm --base $W/base $W/tv/medicina-tel.safetensors $W/tv/desporto-radio.safetensors $W/tv/meteo-estudio.safetensors $W/tv/financas-abafado.safetensors $W/tv/culinaria-eco.safetensors $W/tv/direito-sala.safetensors $W/tv/tecnologia-podcast.safetensors $W/tv/viagens-telefone.safetensors -p beta=0.6 -p lam=1.4 -o $W/merged/boosted-beta0.6/ -q
 asrmerge merge --algo boosted-tsvm --base $W/base $W/tv/medicina-tel.safetensors $W/tv/desporto-radio.safetensors $W/tv/meteo-estudio.safetensors $W/tv/financas-abafado.safetensors $W/tv/culinaria-eco.safetensors $W/tv/direito-sala.safetensors $W/tv/tecnologia-podcast.safetensors $W/tv/viagens-telefone.safetensors -p beta=1.0 -p lam=1.4 -o $W/merged/boosted-beta1.0/ -q
-asrmerge svd-inspect --base $W/base $W/tv/medicina-tel.safetensors $W/tv/desporto-radio.safetensors $W/tv/meteo-estudio.safetensors $W/tv/financas-abafado.safetensors $W/tv/culinaria-eco.safetensors $W/tv/direito-sala.safetensors $W/tv/tecnologia-podcast.safetensors $W/tv/viagens-telefone.safetensors --include 'model.decoder.*' --merged $W/merged/boosted-tsvm-lam1.4 --summary --json > /work/main/tests/bench/results/study/svd-summary.json
-asrmerge svd-inspect --base $W/base $W/tv/medicina-tel.safetensors $W/tv/desporto-radio.safetensors $W/tv/meteo-estudio.safetensors $W/tv/financas-abafado.safetensors $W/tv/culinaria-eco.safetensors $W/tv/direito-sala.safetensors $W/tv/tecnologia-podcast.safetensors $W/tv/viagens-telefone.safetensors --include 'model.decoder.*' --merged $W/merged/boosted-tsvm-lam1.4 --plot /work/main/tests/bench/results/study/svd-inspect.png -q > $W/svd-inspect.jsonl
+asrmerge svd-inspect --base $W/base $W/tv/medicina-tel.safetensors $W/tv/desporto-radio.safetensors $W/tv/meteo-estudio.safetensors $W/tv/financas-abafado.safetensors $W/tv/culinaria-eco.safetensors $W/tv/direito-sala.safetensors $W/tv/tecnologia-podcast.safetensors $W/tv/viagens-telefone.safetensors --include 'model.decoder.*' --merged $W/merged/boosted-tsvm-lam1.4 --summary --json > tests/bench/results/study/svd-summary.json
+asrmerge svd-inspect --base $W/base $W/tv/medicina-tel.safetensors $W/tv/desporto-radio.safetensors $W/tv/meteo-estudio.safetensors $W/tv/financas-abafado.safetensors $W/tv/culinaria-eco.safetensors $W/tv/direito-sala.safetensors $W/tv/tecnologia-podcast.safetensors $W/tv/viagens-telefone.safetensors --include 'model.decoder.*' --merged $W/merged/boosted-tsvm-lam1.4 --plot tests/bench/results/study/svd-inspect.png -q > $W/svd-inspect.jsonl
 asrmerge transcribe $W/base $W/data/eval.jsonl -o $W/hyp/eval-zero-shot.tmp --batch-size 16 --max-new-tokens 40 --chunk-length 10 -q --language-field language --language pt
-asrmerge transcribe /root/.cache/asrmerge/study/finetunes/full/full-ft-7b1c6b6e8caff9c8 $W/data/eval.jsonl -o $W/hyp/eval-full-ft.tmp --batch-size 16 --max-new-tokens 40 --chunk-length 10 -q --language-field language --language pt
+asrmerge transcribe ${HOME}/.cache/asrmerge/study/finetunes/full/full-ft-7b1c6b6e8caff9c8 $W/data/eval.jsonl -o $W/hyp/eval-full-ft.tmp --batch-size 16 --max-new-tokens 40 --chunk-length 10 -q --language-field language --language pt
 asrmerge transcribe $W/merged/soup $W/data/eval.jsonl -o $W/hyp/eval-soup.tmp --batch-size 16 --max-new-tokens 40 --chunk-length 10 -q --language-field language --language pt
 asrmerge transcribe $W/merged/model-stock $W/data/eval.jsonl -o $W/hyp/eval-model-stock.tmp --batch-size 16 --max-new-tokens 40 --chunk-length 10 -q --language-field language --language pt
 asrmerge transcribe $W/merged/karcher $W/data/eval.jsonl -o $W/hyp/eval-karcher.tmp --batch-size 16 --max-new-tokens 40 --chunk-length 10 -q --language-field language --language pt
@@ -119,14 +119,14 @@ asrmerge transcribe $W/merged/boosted-beta0.1 $W/data/eval.jsonl -o $W/hyp/eval-
 asrmerge transcribe $W/merged/boosted-beta0.3 $W/data/eval.jsonl -o $W/hyp/eval-boosted-tsvm_beta0.3.tmp --batch-size 16 --max-new-tokens 40 --chunk-length 10 -q --language-field language --language pt
 asrmerge transcribe $W/merged/boosted-beta0.6 $W/data/eval.jsonl -o $W/hyp/eval-boosted-tsvm_beta0.6.tmp --batch-size 16 --max-new-tokens 40 --chunk-length 10 -q --language-field language --language pt
 asrmerge transcribe $W/merged/boosted-beta1.0 $W/data/eval.jsonl -o $W/hyp/eval-boosted-tsvm_beta1.0.tmp --batch-size 16 --max-new-tokens 40 --chunk-length 10 -q --language-field language --language pt
-asrmerge transcribe /root/.cache/asrmerge/study/finetunes/full/medicina-tel-9e632961cf06d2f8 $W/data/test-medicina-tel.jsonl -o $W/hyp/test-idft-medicina-tel.tmp --batch-size 16 --max-new-tokens 40 --chunk-length 10 -q --language pt
-asrmerge transcribe /root/.cache/asrmerge/study/finetunes/full/desporto-radio-0dd536fe017aeec8 $W/data/test-desporto-radio.jsonl -o $W/hyp/test-idft-desporto-radio.tmp --batch-size 16 --max-new-tokens 40 --chunk-length 10 -q --language pt
-asrmerge transcribe /root/.cache/asrmerge/study/finetunes/full/meteo-estudio-0ef2f040b0d4a441 $W/data/test-meteo-estudio.jsonl -o $W/hyp/test-idft-meteo-estudio.tmp --batch-size 16 --max-new-tokens 40 --chunk-length 10 -q --language pt
-asrmerge transcribe /root/.cache/asrmerge/study/finetunes/full/financas-abafado-1fc808987f8dedac $W/data/test-financas-abafado.jsonl -o $W/hyp/test-idft-financas-abafado.tmp --batch-size 16 --max-new-tokens 40 --chunk-length 10 -q --language pt
-asrmerge transcribe /root/.cache/asrmerge/study/finetunes/full/culinaria-eco-48c04a39d849d532 $W/data/test-culinaria-eco.jsonl -o $W/hyp/test-idft-culinaria-eco.tmp --batch-size 16 --max-new-tokens 40 --chunk-length 10 -q --language pt
-asrmerge transcribe /root/.cache/asrmerge/study/finetunes/full/direito-sala-39105b5d48f27f5d $W/data/test-direito-sala.jsonl -o $W/hyp/test-idft-direito-sala.tmp --batch-size 16 --max-new-tokens 40 --chunk-length 10 -q --language pt
-asrmerge transcribe /root/.cache/asrmerge/study/finetunes/full/tecnologia-podcast-bc36281f84d3d88e $W/data/test-tecnologia-podcast.jsonl -o $W/hyp/test-idft-tecnologia-podcast.tmp --batch-size 16 --max-new-tokens 40 --chunk-length 10 -q --language pt
-asrmerge transcribe /root/.cache/asrmerge/study/finetunes/full/viagens-telefone-caa5177b15a27c33 $W/data/test-viagens-telefone.jsonl -o $W/hyp/test-idft-viagens-telefone.tmp --batch-size 16 --max-new-tokens 40 --chunk-length 10 -q --language pt
+asrmerge transcribe ${HOME}/.cache/asrmerge/study/finetunes/full/medicina-tel-9e632961cf06d2f8 $W/data/test-medicina-tel.jsonl -o $W/hyp/test-idft-medicina-tel.tmp --batch-size 16 --max-new-tokens 40 --chunk-length 10 -q --language pt
+asrmerge transcribe ${HOME}/.cache/asrmerge/study/finetunes/full/desporto-radio-0dd536fe017aeec8 $W/data/test-desporto-radio.jsonl -o $W/hyp/test-idft-desporto-radio.tmp --batch-size 16 --max-new-tokens 40 --chunk-length 10 -q --language pt
+asrmerge transcribe ${HOME}/.cache/asrmerge/study/finetunes/full/meteo-estudio-0ef2f040b0d4a441 $W/data/test-meteo-estudio.jsonl -o $W/hyp/test-idft-meteo-estudio.tmp --batch-size 16 --max-new-tokens 40 --chunk-length 10 -q --language pt
+asrmerge transcribe ${HOME}/.cache/asrmerge/study/finetunes/full/financas-abafado-1fc808987f8dedac $W/data/test-financas-abafado.jsonl -o $W/hyp/test-idft-financas-abafado.tmp --batch-size 16 --max-new-tokens 40 --chunk-length 10 -q --language pt
+asrmerge transcribe ${HOME}/.cache/asrmerge/study/finetunes/full/culinaria-eco-48c04a39d849d532 $W/data/test-culinaria-eco.jsonl -o $W/hyp/test-idft-culinaria-eco.tmp --batch-size 16 --max-new-tokens 40 --chunk-length 10 -q --language pt
+asrmerge transcribe ${HOME}/.cache/asrmerge/study/finetunes/full/direito-sala-39105b5d48f27f5d $W/data/test-direito-sala.jsonl -o $W/hyp/test-idft-direito-sala.tmp --batch-size 16 --max-new-tokens 40 --chunk-length 10 -q --language pt
+asrmerge transcribe ${HOME}/.cache/asrmerge/study/finetunes/full/tecnologia-podcast-bc36281f84d3d88e $W/data/test-tecnologia-podcast.jsonl -o $W/hyp/test-idft-tecnologia-podcast.tmp --batch-size 16 --max-new-tokens 40 --chunk-length 10 -q --language pt
+asrmerge transcribe ${HOME}/.cache/asrmerge/study/finetunes/full/viagens-telefone-caa5177b15a27c33 $W/data/test-viagens-telefone.jsonl -o $W/hyp/test-idft-viagens-telefone.tmp --batch-size 16 --max-new-tokens 40 --chunk-length 10 -q --language pt
 asrmerge wer $W/hyp/eval-zero-shot.test.jsonl --json --by domain
 asrmerge wer $W/hyp/eval-zero-shot.english.jsonl --json --by domain --normalizer whisper-en
 asrmerge wer $W/hyp/eval-zero-shot.multi.jsonl --json --by domain --normalizer basic
