@@ -1,8 +1,8 @@
 """Fine-tune a Whisper Hugging Face folder on a JSONL manifest (the benchmark's trainer, not an asrmerge tool).
 
-Cheap and deterministic on a CPU. By default the encoder is frozen and run once per utterance over a short window
-(``--window`` seconds: the encoder's positions are sliced to window*50), its outputs are cached, and the
-decoder is trained on them; ``--train-encoder`` trains the encoder too (it then runs in every step, over
+Cheap and deterministic on a CPU. By default the encoder is frozen and run once per utterance over a
+short window (``--window`` seconds: the encoder's positions are sliced to window*50), its outputs are
+cached, and the decoder is trained on them; ``--train-encoder`` trains the encoder too (it then runs in every step, over
 the same window). ``--dev`` keeps the weights of the lowest teacher-forced loss on a dev manifest, measured
 every ``--eval-every`` steps (early stopping). The saved model is the full base with its trained parts
 replaced, at the base's full context (1500 positions) and in fp32, so its task vector against the base is exact.
