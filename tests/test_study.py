@@ -263,6 +263,38 @@ def test_a_config_file_gives_the_options_and_flags_win(fx: dict[str, Path], tmp_
     assert r.exit_code == 2 and "unknown key 'bases'; did you mean 'base'?" in r.output
 
 
+def test_a_variant_is_a_system_of_its_own_with_its_fixed_parameters(fx: dict[str, Path], tmp_path: Path) -> None:
+    """--variant NAME=ALGO:KEY=VALUE: merged with those parameters (the same model as `merge -p KEY=VALUE`),
+    its own lambda grid, its own row of the table."""
+    import torch
+    from safetensors.torch import load_file
+
+    out = tmp_path / "s"
+    argv = ["study", "--base", str(fx["base"]), f"a={fx['a']}", f"b={fx['b']}", "--dev", str(fx["dev"]), "--test",
+            str(fx["test"]), "--algos", "tsvm", "--variant", "tsvm-full=tsvm:rank_mode=full", "--lam",
+            "tsvm-full:0.8,1.2", "--no-zero-shot", *FAST, "-o", str(out)]
+    plan = invoke(*argv, "--dry-run")
+    assert plan.exit_code == 0, plan.output
+    assert ("asrmerge merge --algo tsvm --base \"$BASE\" tv/a.safetensors tv/b.safetensors -p rank_mode=full "
+            "-p lam=0.8,1.2 -o 'merged/tsvm-full-lam{lam}/' -q") in plan.stdout.splitlines()
+    r = subprocess.run([sys.executable, "-m", "asrmerge", *argv], capture_output=True, timeout=600,
+                       env={**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"})
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    table = json.loads((out / "table.json").read_text())
+    assert list(table["rows"])[-2:] == ["tsvm", "tsvm-full"]
+    lam = table["lambda"]["tsvm-full"]
+    assert set(lam["dev"]) == {"0.8", "1.2"} and lam["chosen"] in (0.8, 1.2)
+    direct = tmp_path / "direct"
+    r = subprocess.run([sys.executable, "-m", "asrmerge", "merge", "--algo", "tsvm", "--base", str(fx["base"]),
+                        str(out / "tv" / "a.safetensors"), str(out / "tv" / "b.safetensors"), "-p", "rank_mode=full",
+                        "-p", f"lam={lam['chosen']:g}", "-o", f"{direct}/", "-q"], capture_output=True, timeout=600,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr.decode()
+    a = load_file(out / "merged" / f"tsvm-full-lam{lam['chosen']:g}" / "model.safetensors")
+    b = load_file(direct / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
 # --- bad input: one line, the documented exit code, nothing written ----------------------------------------------
 
 
@@ -296,11 +328,19 @@ def bad_cases(fx: dict[str, Path], other: Path, tmp: Path) -> dict[str, tuple[li
                               "--algo: unknown algorithm 'tsvn'; did you mean 'tsvm'?"),
         "lambda of a parameter-space algorithm": ([*common, f"a={fx['a']}", "--algos", "soup", "--lam", "soup:0.5"], 2,
                                                   "soup has no lambda"),
+        "variant named as an algorithm": ([*common, f"a={fx['a']}", "--algos", "tsvm", "--variant",
+                                           "tsvm=iso-c:rank_mode=full"], 2, "--variant: NAME 'tsvm' is given twice"),
+        "variant with an unknown parameter": ([*common, f"a={fx['a']}", "--variant", "x=iso-c:rank_mod=full"], 2,
+                                              "--variant: 'x=iso-c:rank_mod=full': iso-c has no parameter 'rank_mod'; "
+                                              "did you mean 'rank_mode'?"),
+        "variant fixing lambda": ([*common, f"a={fx['a']}", "--variant", "x=ta:lam=0.5"], 2,
+                                  "--variant: 'x=ta:lam=0.5': lambda is chosen on dev; give its grid with --lam x:GRID"),
     }
 
 
 CASES = ["another base", "no such domain", "no domain field", "no dev records", "extra without references",
-         "name twice", "extra name twice", "unknown algorithm", "lambda of a parameter-space algorithm"]
+         "name twice", "extra name twice", "unknown algorithm", "lambda of a parameter-space algorithm",
+         "variant named as an algorithm", "variant with an unknown parameter", "variant fixing lambda"]
 
 
 @pytest.mark.parametrize("case", CASES)
