@@ -226,7 +226,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(fx: dict[str, Path], tmp_pat
     out = tmp_path / "s"
     r = invoke("study", "--base", str(fx["base"]), f"a={fx['a']}", f"b={fx['b']}", "--manifest", str(fx["both"]),
                "--algos", "ta,tsvm,boosted-tsvm", "--lam", "0.5,1.0", "--beta", "0.3,1.0", "-o", str(out),
-               "--dry-run")
+               "--max-new-tokens", "2", "--dry-run")  # the rate is measured: the random model runs to the limit
     assert r.exit_code == 0, r.output
     assert not out.exists()
     lines = r.stdout.splitlines()
@@ -238,8 +238,11 @@ def test_dry_run_prints_the_plan_and_writes_nothing(fx: dict[str, Path], tmp_pat
     assert any("hyp/dev/tsvm-lam0.5.jsonl" in x and "--where set=dev --where domain=a,b" in x for x in lines)
     # 3 sweeps of 2 lambdas + the beta sweep: 4 merge commands, 8 models; 6 dev runs; zero-shot, 3 merges,
     # 2 betas on test, 2 fine-tunes on their own domain
-    assert lines[-1] == ("# 4 merge commands writing 8 models; 14 transcriptions (6 on dev, 2 utterances each; "
-                         "8 on the test and extra sets, 3 test utterances per system); 2 task vectors")
+    assert ("# 4 merge commands writing 8 models; 14 transcriptions (6 on dev, 2 utterances each; "
+            "8 on the test and extra sets, 3 test utterances per system); 2 task vectors") in lines
+    estimates = lines[lines.index("") + 2:]
+    assert [x.split(":")[0] for x in estimates] == ["# disk", "# merge-ta", "# merge-tsvm", "# merge-boosted-tsvm",
+                                                     "# merge-boosted-tsvm-beta", "# transcriptions", "# time"]
 
 
 def test_a_config_file_gives_the_options_and_flags_win(fx: dict[str, Path], tmp_path: Path) -> None:
@@ -247,7 +250,7 @@ def test_a_config_file_gives_the_options_and_flags_win(fx: dict[str, Path], tmp_
     rel = os.path.relpath
     cfg.write_text(f'base = "{rel(fx["base"], tmp_path)}"\nalgos = ["ta"]\nlam = {{ ta = "0.3,0.6" }}\n'
                    f'dev = "{rel(fx["dev"], tmp_path)}"\ntest = "{rel(fx["test"], tmp_path)}"\nzero_shot = false\n'
-                   f'output = "out"\nchunk-length = 10\n[finetunes]\na = "{rel(fx["a"], tmp_path)}"\n'
+                   f'output = "out"\nchunk-length = 10\nmax-new-tokens = 2\n[finetunes]\na = "{rel(fx["a"], tmp_path)}"\n'
                    f'b = "{rel(fx["b"], tmp_path)}"\n')
     r = invoke("study", "--config", str(cfg), "--dry-run")
     assert r.exit_code == 0, r.output
