@@ -1,5 +1,6 @@
 """asrmerge study on tiny fixtures: a whole study (killed with kill -9 mid-run, then resumed), the plan of a
-dry run and its estimate (against the study it plans), a config file, and every bad input refused in one line before any work."""
+dry run and its estimate (against the study it plans), a config file, and every bad input refused in one line
+before any work."""
 
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ REPORT_BYTES = 512 * 1024  # results.md, table.json, per-domain.jsonl, chart.png
 HEADER_BYTES = 4096  # a safetensors header's metadata, and a model card
 TENSOR_HEADER_BYTES = 128  # a safetensors header's entry per tensor
 SAMPLE_UTTERANCES = 4  # the rate is measured on at most this many records...
-SAMPLE_SECONDS = 15.0  # ...stopping once they hold this much audio
+SAMPLE_SECONDS = 10.0  # ...stopping once they hold this much audio
 
 
 @dataclass
@@ -193,9 +193,9 @@ def estimate(pl: Planner, steps: list[Step], *, svd_rate: float | None = None, m
     n_models = sum(len(r["outputs"]) for r in reports.values())
     pruned = n_models - sum(1 if k in lam_merges else len(r["outputs"]) for k, r in reports.items())
     est.lines.append(
-        f"# disk: about {size(c['disk_final_bytes'])} at the end ({len(tvs)} task vectors {size(c['taskvec_bytes'])}, "
-        f"{n_models - pruned} merged model{'s' * (n_models - pruned > 1)} {size(kept)}, hypotheses {size(c['hyp_bytes'])}, scores and reports "
-        f"{size(scores * SCORE_BYTES + REPORT_BYTES)})"
+        f"# disk: about {size(c['disk_final_bytes'])} at the end ({len(tvs)} task vectors "
+        f"{size(c['taskvec_bytes'])}, {n_models - pruned} merged model{'s' * (n_models - pruned > 1)} {size(kept)}, "
+        f"hypotheses {size(c['hyp_bytes'])}, scores and reports {size(scores * SCORE_BYTES + REPORT_BYTES)})"
         + (f"; {size(c['disk_peak_bytes'])} at the peak, before the {pruned} model{'s' * (pruned > 1)} of the "
            "lambdas not chosen on dev are removed" if pruned else ""))
     for k, r in reports.items():
