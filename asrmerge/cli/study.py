@@ -27,7 +27,7 @@ Examples:
       --extra english=en.jsonl --algos ta,tsvm,boosted-tsvm --lam 0.6,1.0,1.4 --beta 0.3,1.0 -o study/
   asrmerge study ... --algos iso-c --variant iso-c-full=iso-c:rank_mode=full   # both rules side by side
   asrmerge study --config study.toml                 # the same options in a file; flags win
-  asrmerge study --config study.toml --dry-run       # the commands, merges and transcriptions it would run
+  asrmerge study --config study.toml --dry-run       # the commands it would run, their disk and time
 """
 
 
@@ -82,8 +82,8 @@ def study(
                       help="The study folder: a new one, or an earlier study's to resume it.")] = None,
     config: Annotated[Path | None, typer.Option("--config", metavar="FILE",
                       help="Options in a TOML (or .json) file; flags win.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (commands, counts); run nothing.")]
-    = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run",
+                       help="Print the plan (commands, counts, disk and time); run nothing.")] = False,
     quiet: common.Quiet = False,
     debug: common.Debug = False,
 ) -> None:
