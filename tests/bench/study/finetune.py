@@ -2,8 +2,8 @@
 
 Cheap and deterministic on a CPU. By default the encoder is frozen and run once per utterance over a
 short window (``--window`` seconds: the encoder's positions are sliced to window*50), its outputs are
-cached, and the decoder is trained on them; ``--train-encoder`` trains the encoder too (it then runs in every step, over
-the same window). ``--dev`` keeps the weights of the lowest teacher-forced loss on a dev manifest, measured
+cached, and the decoder is trained on them; ``--encoder-layers N`` trains the encoder's top N layers too (the frozen
+layers below them run once, the trained ones in every step). ``--dev`` keeps the weights of the lowest teacher-forced loss on a dev manifest, measured
 every ``--eval-every`` steps (early stopping). The saved model is the full base with its trained parts
 replaced, at the base's full context (1500 positions) and in fp32, so its task vector against the base is exact.
 
@@ -46,12 +46,13 @@ def read_manifest(path: Path) -> list[dict]:
 
 def finetune(base: Path, manifest: Path, out: Path, *, steps: int, batch_size: int = 8, lr: float = 1e-4,
              seed: int = 0, language: str | None = None, window: int = 10, train_embed: bool = False,
-             train_encoder: bool = False, dev: Path | None = None, eval_every: int = 5, log=print) -> dict:
+             encoder_layers: int = 0, dev: Path | None = None, eval_every: int = 5, log=print) -> dict:
     """Train ``base`` on ``manifest`` for ``steps`` steps and save the result to ``out``.
 
-    The decoder is trained (without ``embed_tokens`` unless ``train_embed``), and with ``train_encoder``
-    the encoder too (all of it but its fixed positional embeddings: it then runs in every step instead of
-    once). With ``dev`` (a manifest) the teacher-forced loss on it is measured before training and every
+    The decoder is trained (without ``embed_tokens`` unless ``train_embed``), and the encoder's top
+    ``encoder_layers`` layers and final layer norm too (all of them: every layer, the convolutions but not
+    the fixed positional embeddings). The frozen part of the encoder runs once per utterance and its outputs
+    are cached; the trained layers run in every step. With ``dev`` (a manifest) the teacher-forced loss on it is measured before training and every
     ``eval_every`` steps, and the weights of the lowest one are saved: early stopping on dev.
     """
     from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration, WhisperTokenizer
@@ -75,20 +76,52 @@ def finetune(base: Path, manifest: Path, out: Path, *, steps: int, batch_size: i
     def features(rs: list[dict]) -> torch.Tensor:
         return fe([load_audio(Path(r["audio"])).numpy() for r in rs], sampling_rate=SR, return_tensors="pt").input_features
 
-    def encode(feats: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return torch.cat([enc(feats[i:i + 16]).last_hidden_state for i in range(0, len(feats), 16)])
+    n_layers = len(enc.layers)
+    if not 0 <= encoder_layers <= n_layers:
+        raise ValueError(f"encoder_layers={encoder_layers}: the encoder has {n_layers} layers")
+    whole = encoder_layers == n_layers
+    top = list(enc.layers)[n_layers - encoder_layers:]
 
-    feats, dev_feats = features(rows), features(dev_rows) if dev_rows else None
-    hidden = None if train_encoder else encode(feats)  # a frozen encoder runs once per utterance
-    dev_hidden = None if train_encoder or dev_feats is None else encode(dev_feats)
+    def frozen(feats: torch.Tensor) -> torch.Tensor:
+        """The frozen part's output: the encoder's (none trained), the input of its first trained layer, or
+        the features themselves (the whole encoder trained)."""
+        if whole:
+            return feats
+        seen: list[torch.Tensor] = []
+        hook = top[0].register_forward_pre_hook(lambda _m, args: seen.append(args[0])) if top else None
+        with torch.no_grad():
+            out = [enc(feats[i:i + 16]).last_hidden_state for i in range(0, len(feats), 16)]
+        if hook is not None:
+            hook.remove()
+            return torch.cat(seen)
+        return torch.cat(out)
+
+    def trained(x: torch.Tensor) -> torch.Tensor:
+        """The encoder's output from the frozen part's."""
+        if whole:
+            return enc(x).last_hidden_state
+        if not top:
+            return x
+        for layer in top:
+            x = layer(x, None)
+        return enc.layer_norm(x)
+
+    feats = frozen(features(rows))
+    dev_feats = frozen(features(dev_rows)) if dev_rows else None
+    if top and not whole:  # the split encoder is the encoder
+        with torch.no_grad():
+            probe = features(rows[:1])
+            assert torch.allclose(trained(frozen(probe)), enc(probe).last_hidden_state, atol=1e-5)
     labels = [tok(r["text"]).input_ids for r in rows]
     dev_labels = [tok(r["text"]).input_ids for r in dev_rows]
     start = model.config.decoder_start_token_id
     dec = model.model.decoder
+    top_names = {f"model.encoder.layers.{i}." for i in range(n_layers - encoder_layers, n_layers)}
     params = [p for n, p in model.named_parameters()
               if (n.startswith("model.decoder.") and (train_embed or "embed_tokens" not in n))
-              or (train_encoder and n.startswith("model.encoder.") and "embed_positions" not in n)]
+              or (encoder_layers and (whole and n.startswith("model.encoder.") and "embed_positions" not in n
+                                      or any(n.startswith(t) for t in top_names)
+                                      or n.startswith("model.encoder.layer_norm.")))]
     for p in model.parameters():
         p.requires_grad_(False)
     for p in params:
@@ -111,9 +144,8 @@ def finetune(base: Path, manifest: Path, out: Path, *, steps: int, batch_size: i
         assert dev_feats is not None
         model.eval()
         with torch.no_grad():
-            states = dev_hidden if dev_hidden is not None else encode(dev_feats)
             total = sum(float(loss_of(list(range(i, min(i + 16, len(dev_rows)))), dev_labels,
-                                      states[i:i + 16])) * min(16, len(dev_rows) - i)
+                                      trained(dev_feats[i:i + 16]))) * min(16, len(dev_rows) - i)
                         for i in range(0, len(dev_rows), 16))
         model.train()
         return total / len(dev_rows)
@@ -139,8 +171,7 @@ def finetune(base: Path, manifest: Path, out: Path, *, steps: int, batch_size: i
         if len(order) < batch_size:
             order += rng.sample(range(len(rows)), len(rows))
         idx, order = order[:batch_size], order[batch_size:]
-        states = hidden[idx] if hidden is not None else enc(feats[idx]).last_hidden_state
-        loss = loss_of(idx, labels, states)
+        loss = loss_of(idx, labels, trained(feats[idx]))
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -164,9 +195,10 @@ def finetune(base: Path, manifest: Path, out: Path, *, steps: int, batch_size: i
     for name in ("generation_config.json", "preprocessor_config.json", "tokenizer.json", "tokenizer_config.json"):
         if (base / name).is_file() and not (out / name).is_file():
             (out / name).write_bytes((base / name).read_bytes())
-    trained = "decoder" + (" with embeddings" if train_embed else " without embed_tokens")
+    what = "decoder" + (" with embeddings" if train_embed else " without embed_tokens")
+    what += f", encoder's top {encoder_layers} of {n_layers} layers" if encoder_layers else ""
     return {"steps": steps, "final_loss": losses[-1] if losses else None, "seconds": time.time() - t0,
-            "utterances": len(rows), "trained": trained + (" and encoder" if train_encoder else ""),
+            "utterances": len(rows), "trained": what,
             "chosen_step": chosen, "dev_loss": best[0] if best is not None else None, "dev_curve": curve}
 
 
@@ -181,14 +213,14 @@ def main() -> None:
     ap.add_argument("--language", default=None)
     ap.add_argument("--window", type=int, default=10)
     ap.add_argument("--train-embed", action="store_true")
-    ap.add_argument("--train-encoder", action="store_true")
+    ap.add_argument("--encoder-layers", type=int, default=0, help="train the encoder's top N layers too")
     ap.add_argument("--dev", type=Path, default=None, help="dev manifest: early stopping on its loss")
     ap.add_argument("--eval-every", type=int, default=5)
     ap.add_argument("-o", "--output", type=Path, required=True)
     a = ap.parse_args()
     info = finetune(a.base, a.manifest, a.output, steps=a.steps, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
                     language=a.language, window=a.window, train_embed=a.train_embed,
-                    train_encoder=a.train_encoder, dev=a.dev, eval_every=a.eval_every)
+                    encoder_layers=a.encoder_layers, dev=a.dev, eval_every=a.eval_every)
     print(json.dumps(info))
 
 

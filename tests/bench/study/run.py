@@ -42,7 +42,7 @@ class Config:
     lr: float = 1e-4
     seed: int = 0
     window: int = 10  # seconds of encoder window: fine-tuning runs the encoder over it, transcribe uses it
-    encoder: bool = False  # fine-tune the encoder too (else it is frozen and its outputs cached)
+    encoder_layers: int = 0  # the encoder's top layers fine-tuned too (the frozen ones' outputs are cached)
     eval_every: int = 2  # dev loss every this many steps; the fine-tune keeps its best (early stopping)
 
 
@@ -51,7 +51,7 @@ def config(full: bool, seed: int) -> Config:
         # subspace family under the reference's full-rank rule beside ours (docs/algorithms.md section 6)
         full_rank = [f"--variant={a}-full={a}:rank_mode=full" for a in ("iso-c", "iso-cts", "tsvm", "tsvm-ns",
                                                                            "boosted-tsvm")]
-        return Config(data.FULL, steps=30, full_steps=120, seed=seed, encoder=True, eval_every=5,
+        return Config(data.FULL, steps=30, full_steps=120, seed=seed, encoder_layers=2, eval_every=5,
                       study=["--lam", "0.6,1.0,1.4,1.8", "--lam", "ta:0.2,0.35,0.6", "--lam", "dare-ta:0.2,0.35,0.6",
                              "--beta", "0.1,0.3,0.6,1.0", *full_rank])
     # smoke: three algorithms, one of them with a lambda sweep (the others at their defaults)
@@ -88,7 +88,7 @@ def finetunes(cfg: Config, base: Path, manifests: dict[str, Path], cache: Path) 
     jobs.append(("full-ft", rows, [r for r in dev if r["domain"] in cfg.size.domains], cfg.full_steps))
     for name, subset, dev_subset, steps in jobs:
         key = hashlib.sha256(json.dumps([code, name, subset, dev_subset, steps, cfg.batch_size, cfg.lr, cfg.seed,
-                                         cfg.window, cfg.encoder, cfg.eval_every,
+                                         cfg.window, cfg.encoder_layers, cfg.eval_every,
                                          (base / "model.safetensors").stat().st_size]).encode()).hexdigest()[:16]
         folder = cache / f"{name}-{key}"
         if not (folder / "model.safetensors").is_file():
@@ -99,7 +99,7 @@ def finetunes(cfg: Config, base: Path, manifests: dict[str, Path], cache: Path) 
             dev_manifest.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in dev_subset))
             tmp = folder.with_suffix(".tmp")
             info = finetune(base, tmp_manifest, tmp, steps=steps, batch_size=cfg.batch_size, lr=cfg.lr,
-                            seed=cfg.seed, language="pt", window=cfg.window, train_encoder=cfg.encoder,
+                            seed=cfg.seed, language="pt", window=cfg.window, encoder_layers=cfg.encoder_layers,
                             dev=dev_manifest, eval_every=cfg.eval_every, log=None)
             say(f"fine-tune {name}: kept step {info['chosen_step']} of {steps} (lowest dev loss "
                 f"{info['dev_loss']:.3f})")
@@ -156,8 +156,8 @@ def main(argv: list[str] | None = None) -> None:
                 f"Whisper base (multilingual, 74 M parameters); {cfg.size.name} size, seed {cfg.seed}: "
                 f"{len(cfg.size.domains)} synthetic Portuguese domains fine-tuned (up to {cfg.steps} steps each, "
                 f"the joint fine-tune up to {cfg.full_steps}; batch {cfg.batch_size}, learning rate {cfg.lr}; "
-                + ("encoder and decoder (all but embed_tokens and the positional embeddings)" if cfg.encoder else
-                   "decoder without embed_tokens, encoder frozen")
+                + (f"decoder without embed_tokens and the encoder's top {cfg.encoder_layers} of 6 layers (the "
+                   "layers below frozen)" if cfg.encoder_layers else "decoder without embed_tokens, encoder frozen")
                 + f", over a {cfg.window} s window; each keeps the step of its lowest loss on its dev records, "
                 f"measured every {cfg.eval_every} steps), {len(cfg.size.ood)} out-of-domain; real English speech "
                 "and multilingual clips. Step kept (of the steps run) and final training loss: "
