@@ -47,12 +47,14 @@ class Config:
 
 
 def config(full: bool, seed: int) -> Config:
-    if full:  # every algorithm, lambda chosen on dev around each one's default scale, the beta sweep, and the
+    if full:  # every algorithm, lambda chosen on dev (the grids reach past the edge values chosen before early
+        # stopping and the encoder: 0.2 for ta, 0.6 for ties and the like, 1.4 for the subspace family), the beta sweep, and the
         # subspace family under the reference's full-rank rule beside ours (docs/algorithms.md section 6)
         full_rank = [f"--variant={a}-full={a}:rank_mode=full" for a in ("iso-c", "iso-cts", "tsvm", "tsvm-ns",
                                                                            "boosted-tsvm")]
         return Config(data.FULL, steps=30, full_steps=120, seed=seed, encoder_layers=2, eval_every=5,
-                      study=["--lam", "0.6,1.0,1.4,1.8", "--lam", "ta:0.2,0.35,0.6", "--lam", "dare-ta:0.2,0.35,0.6",
+                      study=["--lam", "1.0,1.4,1.8", *(f"--lam={a}:0.1,0.2,0.35" for a in ("ta", "dare-ta")),
+                             *(f"--lam={a}:0.3,0.6,1.0" for a in ("ties", "dare-ties", "pcb", "sce")),
                              "--beta", "0.1,0.3,0.6,1.0", *full_rank])
     # smoke: three algorithms, one of them with a lambda sweep (the others at their defaults)
     return Config(data.SMOKE, steps=10, full_steps=20, seed=seed,
