@@ -136,7 +136,9 @@ def emit(opts: Options, dest: Path, *, stage: str = "dev", sbatch: list[str] | N
                         after=[j.name for j in jobs]))
     _write(dest, stage, jobs, opts, sbatch or [], logs, python)
     arrays = [j for j in jobs if j.array]
-    return (f"wrote {len(jobs)} Slurm jobs ({len(arrays)} transcription arrays of {array_size} tasks) to {dest}; "
+    n, a = len(jobs), len(arrays)
+    return (f"wrote {n} Slurm job{'s' * (n != 1)} ({a} transcription array{'s' * (a != 1)} of {array_size} tasks) "
+            f"to {dest}; "
             f"submit them with: bash {q(dest / 'submit.sh')}")
 
 
