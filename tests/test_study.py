@@ -1,5 +1,6 @@
 """asrmerge study on tiny fixtures: a whole study (killed with kill -9 mid-run, then resumed), the plan of a
-dry run, a config file, and every bad input refused in one line before any work."""
+dry run and its estimate (against the study it plans), a config file, and every bad input refused in one line
+before any work."""
 
 from __future__ import annotations
 
@@ -226,7 +227,7 @@ def test_dry_run_prints_the_plan_and_writes_nothing(fx: dict[str, Path], tmp_pat
     out = tmp_path / "s"
     r = invoke("study", "--base", str(fx["base"]), f"a={fx['a']}", f"b={fx['b']}", "--manifest", str(fx["both"]),
                "--algos", "ta,tsvm,boosted-tsvm", "--lam", "0.5,1.0", "--beta", "0.3,1.0", "-o", str(out),
-               "--dry-run")
+               "--max-new-tokens", "2", "--dry-run")  # the rate is measured: the random model runs to the limit
     assert r.exit_code == 0, r.output
     assert not out.exists()
     lines = r.stdout.splitlines()
@@ -238,8 +239,11 @@ def test_dry_run_prints_the_plan_and_writes_nothing(fx: dict[str, Path], tmp_pat
     assert any("hyp/dev/tsvm-lam0.5.jsonl" in x and "--where set=dev --where domain=a,b" in x for x in lines)
     # 3 sweeps of 2 lambdas + the beta sweep: 4 merge commands, 8 models; 6 dev runs; zero-shot, 3 merges,
     # 2 betas on test, 2 fine-tunes on their own domain
-    assert lines[-1] == ("# 4 merge commands writing 8 models; 14 transcriptions (6 on dev, 2 utterances each; "
-                         "8 on the test and extra sets, 3 test utterances per system); 2 task vectors")
+    assert ("# 4 merge commands writing 8 models; 14 transcriptions (6 on dev, 2 utterances each; "
+            "8 on the test and extra sets, 3 test utterances per system); 2 task vectors") in lines
+    estimates = lines[lines.index("") + 2:]
+    assert [x.split(":")[0] for x in estimates] == ["# disk", "# merge-ta", "# merge-tsvm", "# merge-boosted-tsvm",
+                                                     "# merge-boosted-tsvm-beta", "# transcriptions", "# time"]
 
 
 def test_a_config_file_gives_the_options_and_flags_win(fx: dict[str, Path], tmp_path: Path) -> None:
@@ -247,7 +251,7 @@ def test_a_config_file_gives_the_options_and_flags_win(fx: dict[str, Path], tmp_
     rel = os.path.relpath
     cfg.write_text(f'base = "{rel(fx["base"], tmp_path)}"\nalgos = ["ta"]\nlam = {{ ta = "0.3,0.6" }}\n'
                    f'dev = "{rel(fx["dev"], tmp_path)}"\ntest = "{rel(fx["test"], tmp_path)}"\nzero_shot = false\n'
-                   f'output = "out"\nchunk-length = 10\n[finetunes]\na = "{rel(fx["a"], tmp_path)}"\n'
+                   f'output = "out"\nchunk-length = 10\nmax-new-tokens = 2\n[finetunes]\na = "{rel(fx["a"], tmp_path)}"\n'
                    f'b = "{rel(fx["b"], tmp_path)}"\n')
     r = invoke("study", "--config", str(cfg), "--dry-run")
     assert r.exit_code == 0, r.output
@@ -261,6 +265,38 @@ def test_a_config_file_gives_the_options_and_flags_win(fx: dict[str, Path], tmp_
     (tmp_path / "bad.json").write_text(json.dumps({"bases": "x"}))
     r = invoke("study", "--config", str(tmp_path / "bad.json"))
     assert r.exit_code == 2 and "unknown key 'bases'; did you mean 'base'?" in r.output
+
+
+def test_a_variant_is_a_system_of_its_own_with_its_fixed_parameters(fx: dict[str, Path], tmp_path: Path) -> None:
+    """--variant NAME=ALGO:KEY=VALUE: merged with those parameters (the same model as `merge -p KEY=VALUE`),
+    its own lambda grid, its own row of the table."""
+    import torch
+    from safetensors.torch import load_file
+
+    out = tmp_path / "s"
+    argv = ["study", "--base", str(fx["base"]), f"a={fx['a']}", f"b={fx['b']}", "--dev", str(fx["dev"]), "--test",
+            str(fx["test"]), "--algos", "tsvm", "--variant", "tsvm-full=tsvm:rank_mode=full", "--lam",
+            "tsvm-full:0.8,1.2", "--no-zero-shot", *FAST, "-o", str(out)]
+    plan = invoke(*argv, "--dry-run")
+    assert plan.exit_code == 0, plan.output
+    assert ("asrmerge merge --algo tsvm --base \"$BASE\" tv/a.safetensors tv/b.safetensors -p rank_mode=full "
+            "-p lam=0.8,1.2 -o 'merged/tsvm-full-lam{lam}/' -q") in plan.stdout.splitlines()
+    r = subprocess.run([sys.executable, "-m", "asrmerge", *argv], capture_output=True, timeout=600,
+                       env={**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"})
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    table = json.loads((out / "table.json").read_text())
+    assert list(table["rows"])[-2:] == ["tsvm", "tsvm-full"]
+    lam = table["lambda"]["tsvm-full"]
+    assert set(lam["dev"]) == {"0.8", "1.2"} and lam["chosen"] in (0.8, 1.2)
+    direct = tmp_path / "direct"
+    r = subprocess.run([sys.executable, "-m", "asrmerge", "merge", "--algo", "tsvm", "--base", str(fx["base"]),
+                        str(out / "tv" / "a.safetensors"), str(out / "tv" / "b.safetensors"), "-p", "rank_mode=full",
+                        "-p", f"lam={lam['chosen']:g}", "-o", f"{direct}/", "-q"], capture_output=True, timeout=600,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert r.returncode == 0, r.stderr.decode()
+    a = load_file(out / "merged" / f"tsvm-full-lam{lam['chosen']:g}" / "model.safetensors")
+    b = load_file(direct / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
 # --- bad input: one line, the documented exit code, nothing written ----------------------------------------------
@@ -296,11 +332,19 @@ def bad_cases(fx: dict[str, Path], other: Path, tmp: Path) -> dict[str, tuple[li
                               "--algo: unknown algorithm 'tsvn'; did you mean 'tsvm'?"),
         "lambda of a parameter-space algorithm": ([*common, f"a={fx['a']}", "--algos", "soup", "--lam", "soup:0.5"], 2,
                                                   "soup has no lambda"),
+        "variant named as an algorithm": ([*common, f"a={fx['a']}", "--algos", "tsvm", "--variant",
+                                           "tsvm=iso-c:rank_mode=full"], 2, "--variant: NAME 'tsvm' is given twice"),
+        "variant with an unknown parameter": ([*common, f"a={fx['a']}", "--variant", "x=iso-c:rank_mod=full"], 2,
+                                              "--variant: 'x=iso-c:rank_mod=full': iso-c has no parameter 'rank_mod'; "
+                                              "did you mean 'rank_mode'?"),
+        "variant fixing lambda": ([*common, f"a={fx['a']}", "--variant", "x=ta:lam=0.5"], 2,
+                                  "--variant: 'x=ta:lam=0.5': lambda is chosen on dev; give its grid with --lam x:GRID"),
     }
 
 
 CASES = ["another base", "no such domain", "no domain field", "no dev records", "extra without references",
-         "name twice", "extra name twice", "unknown algorithm", "lambda of a parameter-space algorithm"]
+         "name twice", "extra name twice", "unknown algorithm", "lambda of a parameter-space algorithm",
+         "variant named as an algorithm", "variant with an unknown parameter", "variant fixing lambda"]
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -366,3 +410,76 @@ def test_a_lambda_chosen_anew_after_its_model_was_removed_is_merged_again(run: d
     assert {p.name for p in (copy / "merged").iterdir()} == {"ta", f"tsvm-lam{other:.1f}"}
     assert "asrmerge study: run transcribe-test-tsvm" in err and "asrmerge study: kept transcribe-test-ta " in err
     assert json.loads((copy / "table.json").read_text())["lambda"]["tsvm"]["chosen"] == other
+
+
+# --- the dry run's estimate, against the study the run fixture made ----------------------------------------------
+
+
+def options(fx: dict[str, Path], out: Path) -> Any:
+    """The options of :func:`args`, as the library takes them."""
+    from asrmerge.study.config import Options
+
+    return Options(base=str(fx["base"]), finetunes={"a": str(fx["a"]), "b": str(fx["b"])}, output=str(out),
+                   joint=str(fx["joint"]), zero_shot=False, dev=str(fx["dev"]), test=str(fx["test"]),
+                   extras={"english": str(fx["en"])}, algos=["ta", "tsvm"], lams={"tsvm": [0.8, 1.2]},
+                   transcribe={"--batch-size": "1", "--max-new-tokens": "2"}, language="en")
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def test_the_dry_run_estimates_disk_and_audio_of_the_study_it_plans(run: dict[str, Any], fx: dict[str, Path],
+                                                                    tmp_path: Path) -> None:
+    """Disk within 25% of what the study wrote (and at the peak, the removed lambda's model more); the audio is
+    that of every record the study transcribed; the transcription time is the measured rate times that audio."""
+    import soundfile as sf
+
+    from asrmerge.study.estimate import seconds
+    from asrmerge.study.runner import study
+
+    out = tmp_path / "plan"
+    plan = study(options(fx, out), dry_run=True)
+    c = plan.counts
+    assert not out.exists()
+    wrote = folder_bytes(run["out"])
+    assert abs(c["disk_final_bytes"] - wrote) <= 0.25 * wrote, (c["disk_final_bytes"], wrote)
+    model = folder_bytes(run["out"] / "merged" / "ta")  # the lambda not chosen: a model as large, removed
+    assert abs(c["disk_peak_bytes"] - c["disk_final_bytes"] - model) <= 0.25 * model
+    audio = 0.0
+    for hyp in (run["out"] / "hyp").rglob("*.jsonl"):  # records keep "audio" as their manifests (in data/) give it
+        for line in hyp.read_text().splitlines():
+            audio += sf.info(str(fx["dev"].parent / json.loads(line)["audio"])).duration
+    assert c["audio_s"] == pytest.approx(audio)
+    assert c["rtf"] > 0 and c["sample"] == 2 and c["load_s"] > 0
+    assert c["transcription_s"] == pytest.approx(c["rtf"] * audio + c["load_s"] * c["transcriptions"])
+    line = next(x for x in plan.text.splitlines() if x.startswith("# transcriptions: "))
+    assert f"real-time factor {c['rtf']:.3f}" in line and "measured now" in line and "2 dev records" in line
+    assert plan.text.splitlines()[-1].startswith(f"# time: about {seconds(c['total_s'])} (")
+
+
+def test_the_dry_run_merge_estimates_are_merges_own_dry_run(run: dict[str, Any], fx: dict[str, Path]) -> None:
+    """With one SVD rate, each merge's estimate is what merge's dry run says of the same command on the task
+    vectors the study then made (planned before they exist, on the fine-tunes)."""
+    from asrmerge.merge.plan import MergeSpec, dry_run, make_plan
+    from asrmerge.study.estimate import merge_reports
+    from asrmerge.study.inputs import check_data
+    from asrmerge.study.plan import Planner
+
+    opts = options(fx, run["out"])
+    pl = Planner(opts, check_data(opts), str(run["out"]))
+    reports = merge_reports(pl, [pl.merge(a)[0] for a in opts.algos], svd_rate=1e-9)
+    tvs = [str(run["out"] / "tv" / "a.safetensors"), str(run["out"] / "tv" / "b.safetensors")]
+    for algo, params, output in (("ta", [], "merged/ta/"), ("tsvm", ["lam=0.8,1.2"], "merged/tsvm-lam{lam}/")):
+        plan = make_plan(MergeSpec(algo=algo, inputs=tvs, base=str(fx["base"]), params=params, output=output,
+                                   check_outputs=False))
+        try:
+            own = dry_run(plan, svd_rate=1e-9)
+        finally:
+            plan.close()
+        ours = reports[f"merge-{algo}"]
+        for key in ("svds", "read_bytes", "write_bytes", "peak_bytes_estimate", "seconds_estimate", "outputs"):
+            assert ours[key] == own[key], (algo, key)
+    assert reports["merge-tsvm"]["svds"] > 0 and len(reports["merge-tsvm"]["outputs"]) == 2
+    merged = folder_bytes(run["out"] / "merged" / "ta")
+    assert abs(reports["merge-ta"]["model_bytes"] - merged) <= 0.05 * merged

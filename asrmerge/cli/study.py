@@ -25,8 +25,9 @@ Examples:
 \b
   asrmerge study --base base/ news=ft-news/ kids=ft-kids/ --joint ft-all/ --dev dev.jsonl --test test.jsonl \\
       --extra english=en.jsonl --algos ta,tsvm,boosted-tsvm --lam 0.6,1.0,1.4 --beta 0.3,1.0 -o study/
+  asrmerge study ... --algos iso-c --variant iso-c-full=iso-c:rank_mode=full   # both rules side by side
   asrmerge study --config study.toml                 # the same options in a file; flags win
-  asrmerge study --config study.toml --dry-run       # the commands, merges and transcriptions it would run
+  asrmerge study --config study.toml --dry-run       # the commands it would run, their disk and time
   asrmerge study --config study.toml --emit slurm jobs/ --sbatch=--partition=gpu --sbatch=--gres=gpu:1
   bash jobs/submit.sh                                # the study as chained Slurm jobs (man asrmerge-study, HPC)
 """
@@ -56,6 +57,9 @@ def study(
                      help="An extra evaluation set (repeat), each record decoded in its \"language\".")] = None,
     algos: Annotated[str | None, typer.Option("--algos", metavar="A,B,...", autocompletion=_algos,
                      help="Merge algorithms (default: all of merge --list).")] = None,
+    variant: Annotated[list[str] | None, typer.Option("--variant", metavar="NAME=ALGO:KEY=VALUE",
+                       help="An algorithm with fixed parameters, a system of its own (repeat), e.g. "
+                       "iso-c-full=iso-c:rank_mode=full.")] = None,
     lam: Annotated[list[str] | None, typer.Option("--lam", metavar="[ALGO:]GRID",
                    help="Lambda values to choose from on dev, for all or one algorithm (repeat).")] = None,
     beta: Annotated[str | None, typer.Option("--beta", metavar="GRID",
@@ -80,8 +84,8 @@ def study(
                       help="The study folder: a new one, or an earlier study's to resume it.")] = None,
     config: Annotated[Path | None, typer.Option("--config", metavar="FILE",
                       help="Options in a TOML (or .json) file; flags win.")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (commands, counts); run nothing.")]
-    = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run",
+                       help="Print the plan (commands, counts, disk and time); run nothing.")] = False,
     emit: Annotated[tuple[str, str] | None, typer.Option("--emit", metavar="slurm DIR", show_default=False,
                     help="Write Slurm batch jobs to DIR instead of running; then bash DIR/submit.sh.")] = None,
     sbatch: Annotated[list[str] | None, typer.Option("--sbatch", metavar="OPTION",
@@ -114,7 +118,8 @@ def study(
 
         flags: dict[str, Any] = {
             "finetunes": finetunes or [], "base": base, "joint": joint, "zero-shot": zero_shot, "dev": dev,
-            "test": test, "manifest": manifest, "extra": extra or [], "algos": algos, "lam": lam or None,
+            "test": test, "manifest": manifest, "extra": extra or [], "algos": algos, "variant": variant or None,
+            "lam": lam or None,
             "beta": beta, "language": language, "chunk-length": chunk_length, "batch-size": batch_size,
             "beam-size": beam_size, "max-new-tokens": max_new_tokens, "normalizer": normalizer, "jobs": jobs,
             "device": device, "output": output}

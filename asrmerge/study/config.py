@@ -20,7 +20,7 @@ from asrmerge.errors import InputError, UsageError
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 NORMALIZERS = ("whisper-en", "basic", "none")
-KEYS = {"base", "finetunes", "joint", "zero-shot", "dev", "test", "manifest", "extra", "algos", "lam", "beta",
+KEYS = {"base", "finetunes", "joint", "zero-shot", "dev", "test", "manifest", "extra", "algos", "variant", "lam", "beta",
         "language", "chunk-length", "batch-size", "beam-size", "max-new-tokens", "normalizer", "jobs", "device",
         "output"}
 PATH_KEYS = {"base", "joint", "dev", "test", "manifest", "output"}
@@ -37,8 +37,10 @@ class Options:
         zero_shot: whether the base is evaluated too.
         dev, test: manifests of the dev and test records; or ``manifest``, one with a ``set`` field.
         extras: NAME -> manifest of an extra evaluation set.
-        algos: the merge algorithms, in order.
-        lams: algorithm -> lambda grid (only for those swept or fixed; others run at their default).
+        algos: the merged systems, in order: algorithm names, then the variants' names.
+        variants: NAME -> (algorithm, fixed parameters as ``-p`` text), e.g. ``iso-c-full`` ->
+            (``iso-c``, {``rank_mode``: ``full``}).
+        lams: system -> lambda grid (only for those swept or fixed; others run at their default).
         betas: BoostedTSV-M's beta sweep at its chosen lambda.
         transcribe: pass-through options of ``asrmerge transcribe`` (option -> value).
         language: the language of the dev and test records (``None``: detected).
@@ -58,6 +60,7 @@ class Options:
     manifest: str | None = None
     extras: dict[str, str] = field(default_factory=dict)
     algos: list[str] = field(default_factory=list)
+    variants: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
     lams: dict[str, list[float]] = field(default_factory=dict)
     betas: list[float] = field(default_factory=list)
     transcribe: dict[str, str] = field(default_factory=dict)
@@ -65,6 +68,10 @@ class Options:
     normalizer: str = "basic"
     jobs: int = 1
     device: str | None = None
+
+    def algo(self, system: str) -> str:
+        """The registry algorithm a merged system runs (a variant's, or its own name)."""
+        return self.variants[system][0] if system in self.variants else system
 
 
 def _path(value: str, folder: Path) -> str:
@@ -112,9 +119,48 @@ def grid(text: str, option: str) -> list[float]:
     return values
 
 
-def lam_grids(specs: list[str], algos: list[str]) -> dict[str, list[float]]:
-    """``--lam GRID`` (every algorithm with a lambda) and ``--lam ALGO:GRID`` (that one; wins) per algorithm."""
-    from asrmerge.merge.registry import get, interval_contains
+def variants(specs: list[str], algos: list[str]) -> dict[str, tuple[str, dict[str, str]]]:
+    """``--variant NAME=ALGO:KEY=VALUE[:KEY=VALUE...]``: an algorithm with fixed parameters, a system of its own."""
+    from asrmerge.merge.registry import get
+
+    out: dict[str, tuple[str, dict[str, str]]] = {}
+    for spec in specs:
+        name, sep, rest = spec.partition("=")
+        algo, *params = rest.split(":")
+        if not sep or not algo or not params:
+            raise UsageError(f"{spec!r} is not NAME=ALGO:KEY=VALUE", subject="--variant",
+                             hint="e.g. --variant iso-c-full=iso-c:rank_mode=full")
+        _check_name(name, "--variant")
+        if name in algos or name in out:
+            raise UsageError(f"NAME {name!r} is given twice", subject="--variant",
+                             hint="give each variant a name of its own, not an algorithm's")
+        a = get(algo)
+        fixed: dict[str, str] = {}
+        for item in params:
+            key, eq, value = item.partition("=")
+            if not eq or not key or not value:
+                raise UsageError(f"{spec!r}: {item!r} is not KEY=VALUE", subject="--variant",
+                                 hint="e.g. --variant iso-c-full=iso-c:rank_mode=full")
+            if key == "lam":
+                raise UsageError(f"{spec!r}: lambda is chosen on dev", subject="--variant",
+                                 hint=f"give its grid with --lam {name}:GRID")
+            try:
+                a.param(key).parse(value)
+            except UsageError as e:  # an unknown parameter or a bad value: the registry's words, our option
+                raise UsageError(f"{spec!r}: {e.message}", subject="--variant", hint=e.hint) from None
+            fixed[key] = value
+        out[name] = (algo, fixed)
+    return out
+
+
+def lam_grids(specs: list[str], algos: list[str],
+              variants: dict[str, tuple[str, dict[str, str]]] | None = None) -> dict[str, list[float]]:
+    """``--lam GRID`` (every system with a lambda) and ``--lam NAME:GRID`` (that one; wins) per merged system."""
+    from asrmerge.merge.registry import Algorithm, interval_contains
+    from asrmerge.merge.registry import get as get_algo
+
+    def get(name: str) -> Algorithm:
+        return get_algo(variants[name][0] if variants and name in variants else name)
 
     common_grid: list[float] | None = None
     own: dict[str, list[float]] = {}
@@ -124,7 +170,7 @@ def lam_grids(specs: list[str], algos: list[str]) -> dict[str, list[float]]:
             if algo not in algos:
                 get(algo)  # an unknown name: the registry's error, with the closest name
                 raise UsageError(f"{algo!r} is not among the study's algorithms ({', '.join(algos)})",
-                                 subject="--lam", hint="add it to --algos, or drop this --lam")
+                                 subject="--lam", hint="add it to --algos or --variant, or drop this --lam")
             if not get(algo).has_lam:
                 raise UsageError(f"{algo} has no lambda (a parameter-space algorithm)", subject="--lam",
                                  hint="give grids only to task-vector and subspace algorithms")
@@ -261,6 +307,9 @@ def build(flags: dict[str, Any], config: dict[str, Any]) -> Options:
             raise UsageError(f"{dup} is given twice", subject="--algos")
         if not algos:
             raise UsageError("names no algorithm", subject="--algos", hint="e.g. --algos ta,tsvm,boosted-tsvm")
+    variant_raw = pick("variant")
+    variant_map = variants([] if variant_raw is None else _list(variant_raw, "--variant"), algos)
+    algos = algos + list(variant_map)
     lam_raw = pick("lam")
     if isinstance(lam_raw, dict):
         lam_specs = [f"{a}:{g if isinstance(g, str) else ','.join(map(str, g))}" for a, g in lam_raw.items()]
@@ -288,7 +337,8 @@ def build(flags: dict[str, Any], config: dict[str, Any]) -> Options:
     return Options(
         base=base, finetunes=fts, output=output, joint=path_opt("joint"),
         zero_shot=bool(config.get("zero-shot", True) if zero is None else zero),
-        dev=dev, test=test, manifest=manifest, extras=extras, algos=algos, lams=lam_grids(lam_specs, algos),
+        dev=dev, test=test, manifest=manifest, extras=extras, algos=algos, variants=variant_map,
+        lams=lam_grids(lam_specs, algos, variant_map),
         betas=betas, transcribe=transcribe, language=pick("language"), normalizer=normalizer, jobs=jobs,
         device=pick("device"))
 
@@ -300,11 +350,14 @@ def as_config(opts: Options) -> dict[str, Any]:
         AssertionError: an option this function does not know yet (so that a new one is not lost).
     """
     known = {"base", "finetunes", "output", "joint", "zero_shot", "dev", "test", "manifest", "extras", "algos",
-             "lams", "betas", "transcribe", "language", "normalizer", "jobs", "device"}
+             "variants", "lams", "betas", "transcribe", "language", "normalizer", "jobs", "device"}
     missing = {f.name for f in fields(Options)} - known
     assert not missing, f"as_config does not write {missing}"
     doc: dict[str, Any] = {"base": opts.base, "finetunes": dict(opts.finetunes), "output": opts.output,
-                           "zero-shot": opts.zero_shot, "extra": dict(opts.extras), "algos": list(opts.algos),
+                           "zero-shot": opts.zero_shot, "extra": dict(opts.extras),
+                           "algos": [a for a in opts.algos if a not in opts.variants],
+                           "variant": [f"{n}={a}:" + ":".join(f"{k}={v}" for k, v in ps.items())
+                                       for n, (a, ps) in opts.variants.items()],
                            "lam": {a: ",".join(map(repr, g)) for a, g in opts.lams.items()},
                            "normalizer": opts.normalizer, "jobs": opts.jobs}
     for key, value in (("joint", opts.joint), ("dev", opts.dev), ("test", opts.test), ("manifest", opts.manifest),

@@ -107,10 +107,13 @@ class Planner:
         return ["--device", self.opts.device] if self.opts.device else []
 
     def merge(self, algo: str) -> tuple[Step, dict[float | None, str]]:
-        """The merge of ``algo`` over its lambda grid (one command): the step and each lambda's model."""
+        """The merge of system ``algo`` (an algorithm, or a variant: an algorithm with fixed parameters) over
+        its lambda grid (one command): the step and each lambda's model."""
         grid = self.opts.lams.get(algo, [])
         tvs = [self.tv(n) for n in self.fts]
-        args = ["merge", "--algo", algo, "--base", self.base, *tvs]
+        fixed = self.opts.variants[algo][1] if algo in self.opts.variants else {}
+        args = ["merge", "--algo", self.opts.algo(algo), "--base", self.base, *tvs,
+                *(w for k, v in fixed.items() for w in ("-p", f"{k}={v}"))]
         if len(grid) > 1:
             models: dict[float | None, str] = {v: f"merged/{algo}-lam{fmt(v)}/" for v in grid}
             args += ["-p", "lam=" + ",".join(fmt(v) for v in grid), "-o", f"merged/{algo}-lam{{lam}}/"]

@@ -34,7 +34,7 @@ class Outcome:
     text: str
     kept: int = 0
     ran: int = 0
-    counts: dict[str, int] = field(default_factory=dict)
+    counts: dict[str, float] = field(default_factory=dict)
 
 
 def _matplotlib() -> bool:
@@ -217,5 +217,8 @@ def _dry_run(pl: Planner, data: Data) -> Outcome:
              f"{len(dev) + len(evals)} transcriptions ({len(dev)} on dev, {per_dev} utterances each; "
              f"{len(evals)} on the test and extra sets, {per_test} test utterances per system); "
              f"{len(pl.fts)} task vectors"]
-    return Outcome("\n".join(lines), counts={"merges": n_merges, "transcriptions": len(dev) + len(evals),
-                                             "steps": len(steps)})
+    from asrmerge.study.estimate import estimate
+
+    est = estimate(pl, steps)
+    return Outcome("\n".join([*lines, *est.lines]), counts={"merges": n_merges, "transcriptions": len(dev) + len(evals),
+                                                            "steps": len(steps), **est.counts})

@@ -41,14 +41,19 @@ class Config:
     batch_size: int = 8
     lr: float = 1e-4
     seed: int = 0
-    window: int = 10  # seconds of encoder window: fine-tuning caches encoder outputs over it, transcribe uses it
+    window: int = 10  # seconds of encoder window: fine-tuning runs the encoder over it, transcribe uses it
+    encoder_layers: int = 0  # the encoder's top layers fine-tuned too (the frozen ones' outputs are cached)
+    eval_every: int = 2  # dev loss every this many steps; the fine-tune keeps its best (early stopping)
 
 
 def config(full: bool, seed: int) -> Config:
-    if full:  # every algorithm, lambda chosen on dev around each one's default scale, and the beta sweep
-        return Config(data.FULL, steps=30, full_steps=120, seed=seed,
-                      study=["--lam", "0.6,1.0,1.4", "--lam", "ta:0.2,0.35,0.6", "--lam", "dare-ta:0.2,0.35,0.6",
-                             "--beta", "0.1,0.3,0.6,1.0"])
+    if full:  # every algorithm, lambda chosen on dev around each one's default scale, the beta sweep, and the
+        # subspace family under the reference's full-rank rule beside ours (docs/algorithms.md section 6)
+        full_rank = [f"--variant={a}-full={a}:rank_mode=full" for a in ("iso-c", "iso-cts", "tsvm", "tsvm-ns",
+                                                                           "boosted-tsvm")]
+        return Config(data.FULL, steps=30, full_steps=120, seed=seed, encoder_layers=2, eval_every=5,
+                      study=["--lam", "0.6,1.0,1.4,1.8", "--lam", "ta:0.2,0.35,0.6", "--lam", "dare-ta:0.2,0.35,0.6",
+                             "--beta", "0.1,0.3,0.6,1.0", *full_rank])
     # smoke: three algorithms, one of them with a lambda sweep (the others at their defaults)
     return Config(data.SMOKE, steps=10, full_steps=20, seed=seed,
                   study=["--algos", "ta,tsvm,boosted-tsvm", "--lam", "tsvm:0.8,1.2"])
@@ -76,20 +81,28 @@ def finetunes(cfg: Config, base: Path, manifests: dict[str, Path], cache: Path) 
 
     code = hashlib.sha256((Path(__file__).parent / "finetune.py").read_bytes()).hexdigest()[:12]
     rows = [json.loads(line) for line in manifests["train"].read_text().splitlines()]
+    dev = [json.loads(line) for line in manifests["dev"].read_text().splitlines()]
     out = {}
-    jobs = [(d, [r for r in rows if r["domain"] == d], cfg.steps) for d in cfg.size.domains]
-    jobs.append(("full-ft", rows, cfg.full_steps))
-    for name, subset, steps in jobs:
-        key = hashlib.sha256(json.dumps([code, name, subset, steps, cfg.batch_size, cfg.lr, cfg.seed, cfg.window,
+    jobs = [(d, [r for r in rows if r["domain"] == d], [r for r in dev if r["domain"] == d], cfg.steps)
+            for d in cfg.size.domains]
+    jobs.append(("full-ft", rows, [r for r in dev if r["domain"] in cfg.size.domains], cfg.full_steps))
+    for name, subset, dev_subset, steps in jobs:
+        key = hashlib.sha256(json.dumps([code, name, subset, dev_subset, steps, cfg.batch_size, cfg.lr, cfg.seed,
+                                         cfg.window, cfg.encoder_layers, cfg.eval_every,
                                          (base / "model.safetensors").stat().st_size]).encode()).hexdigest()[:16]
         folder = cache / f"{name}-{key}"
         if not (folder / "model.safetensors").is_file():
             say(f"fine-tune {name}: {len(subset)} utterances, {steps} steps")
             tmp_manifest = manifests["train"].parent / f"train-{name}.jsonl"
             tmp_manifest.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in subset))
+            dev_manifest = manifests["dev"].parent / f"dev-{name}.jsonl"
+            dev_manifest.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in dev_subset))
             tmp = folder.with_suffix(".tmp")
             info = finetune(base, tmp_manifest, tmp, steps=steps, batch_size=cfg.batch_size, lr=cfg.lr,
-                            seed=cfg.seed, language="pt", window=cfg.window, log=None)
+                            seed=cfg.seed, language="pt", window=cfg.window, encoder_layers=cfg.encoder_layers,
+                            dev=dev_manifest, eval_every=cfg.eval_every, log=None)
+            say(f"fine-tune {name}: kept step {info['chosen_step']} of {steps} (lowest dev loss "
+                f"{info['dev_loss']:.3f})")
             (tmp / "finetune.json").write_text(json.dumps(info, indent=2))
             os.replace(tmp, folder)
         out[name] = folder
@@ -141,11 +154,15 @@ def main(argv: list[str] | None = None) -> None:
     with (results / "results.md").open("a") as f:
         f.write("\n## The demo's data and fine-tunes\n\n"
                 f"Whisper base (multilingual, 74 M parameters); {cfg.size.name} size, seed {cfg.seed}: "
-                f"{len(cfg.size.domains)} synthetic Portuguese domains fine-tuned ({cfg.steps} steps each, the joint "
-                f"fine-tune {cfg.full_steps}; batch {cfg.batch_size}, learning rate {cfg.lr}; decoder without "
-                f"embed_tokens, encoder frozen over a {cfg.window} s window), {len(cfg.size.ood)} out-of-domain; "
-                "real English speech and multilingual clips. Final training loss: "
-                + ", ".join(f"{k} {v['final_loss']:.3f}" for k, v in info.items()) + ".\n")
+                f"{len(cfg.size.domains)} synthetic Portuguese domains fine-tuned (up to {cfg.steps} steps each, "
+                f"the joint fine-tune up to {cfg.full_steps}; batch {cfg.batch_size}, learning rate {cfg.lr}; "
+                + (f"decoder without embed_tokens and the encoder's top {cfg.encoder_layers} of 6 layers (the "
+                   "layers below frozen)" if cfg.encoder_layers else "decoder without embed_tokens, encoder frozen")
+                + f", over a {cfg.window} s window; each keeps the step of its lowest loss on its dev records, "
+                f"measured every {cfg.eval_every} steps), {len(cfg.size.ood)} out-of-domain; real English speech "
+                "and multilingual clips. Step kept (of the steps run) and final training loss: "
+                + ", ".join(f"{k} {v.get('chosen_step', v['steps'])}/{v['steps']} ({v['final_loss']:.3f})"
+                            for k, v in info.items()) + ".\n")
     say(f"done in {(time.perf_counter() - t0) / 60:.1f} min; results in {results}")
     print((results / "results.md").read_text())
 
