@@ -28,6 +28,8 @@ Examples:
   asrmerge study ... --algos iso-c --variant iso-c-full=iso-c:rank_mode=full   # both rules side by side
   asrmerge study --config study.toml                 # the same options in a file; flags win
   asrmerge study --config study.toml --dry-run       # the commands it would run, their disk and time
+  asrmerge study --config study.toml --emit slurm jobs/ --sbatch=--partition=gpu --sbatch=--gres=gpu:1
+  bash jobs/submit.sh                                # the study as chained Slurm jobs (man asrmerge-study, HPC)
 """
 
 
@@ -84,12 +86,35 @@ def study(
                       help="Options in a TOML (or .json) file; flags win.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run",
                        help="Print the plan (commands, counts, disk and time); run nothing.")] = False,
+    emit: Annotated[tuple[str, str] | None, typer.Option("--emit", metavar="slurm DIR", show_default=False,
+                    help="Write Slurm batch jobs to DIR instead of running; then bash DIR/submit.sh.")] = None,
+    sbatch: Annotated[list[str] | None, typer.Option("--sbatch", metavar="OPTION",
+                      help="With --emit: an sbatch option for every job, e.g. --sbatch=--partition=gpu (repeat).")]
+    = None,
+    array_size: Annotated[int, typer.Option("--array-size", metavar="N",
+                          help="With --emit: tasks per transcription job array.")] = 4,
+    stage: Annotated[str, typer.Option("--stage", metavar="dev|test",
+                     help="With --emit: dev, the jobs up to the lambda choice; test (the choose job's): run the "
+                          "study to its test transcriptions here, then write their jobs.")] = "dev",
+    steps: Annotated[str | None, typer.Option("--steps", metavar="ID,...",
+                     help="Run only these steps (names in DIR/steps/), those before them done (Slurm jobs).")]
+    = None,
     quiet: common.Quiet = False,
     debug: common.Debug = False,
 ) -> None:
     def job() -> str:
+        from asrmerge.errors import UsageError
         from asrmerge.study import config as cf
+        from asrmerge.study import slurm
         from asrmerge.study.runner import study as run_study
+
+        if emit is None and (sbatch or array_size != 4 or stage != "dev"):
+            raise UsageError("go with --emit slurm DIR", subject="--sbatch, --array-size, --stage")
+        if (emit or steps) and dry_run:
+            raise UsageError("--dry-run runs nothing already", subject="--emit" if emit else "--steps",
+                             hint="drop --dry-run")
+        if emit and steps:
+            raise UsageError("--emit and --steps exclude each other", subject="--steps")
 
         flags: dict[str, Any] = {
             "finetunes": finetunes or [], "base": base, "joint": joint, "zero-shot": zero_shot, "dev": dev,
@@ -100,6 +125,11 @@ def study(
             "device": device, "output": output}
         opts = cf.build(flags, cf.read_config(str(config)) if config else {})
         say = (lambda _: None) if quiet else (lambda m: common.note(f"asrmerge study: {m}"))
+        if emit:
+            dest = slurm.check_emit(emit[0], emit[1], opts.output)
+            return slurm.emit(opts, dest, stage=stage, sbatch=sbatch, array_size=array_size, say=say)
+        if steps:
+            return slurm.run_steps(opts, [s for s in steps.split(",") if s], say=say)
         return run_study(opts, dry_run=dry_run, say=say).text
 
     text = common.call("study", debug, job)

@@ -12,7 +12,7 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -341,3 +341,30 @@ def build(flags: dict[str, Any], config: dict[str, Any]) -> Options:
         lams=lam_grids(lam_specs, algos, variant_map),
         betas=betas, transcribe=transcribe, language=pick("language"), normalizer=normalizer, jobs=jobs,
         device=pick("device"))
+
+
+def as_config(opts: Options) -> dict[str, Any]:
+    """``opts`` as a config file's keys (JSON-ready, paths absolute): :func:`build` of it gives ``opts`` again.
+
+    Raises:
+        AssertionError: an option this function does not know yet (so that a new one is not lost).
+    """
+    known = {"base", "finetunes", "output", "joint", "zero_shot", "dev", "test", "manifest", "extras", "algos",
+             "variants", "lams", "betas", "transcribe", "language", "normalizer", "jobs", "device"}
+    missing = {f.name for f in fields(Options)} - known
+    assert not missing, f"as_config does not write {missing}"
+    doc: dict[str, Any] = {"base": opts.base, "finetunes": dict(opts.finetunes), "output": opts.output,
+                           "zero-shot": opts.zero_shot, "extra": dict(opts.extras),
+                           "algos": [a for a in opts.algos if a not in opts.variants],
+                           "variant": [f"{n}={a}:" + ":".join(f"{k}={v}" for k, v in ps.items())
+                                       for n, (a, ps) in opts.variants.items()],
+                           "lam": {a: ",".join(map(repr, g)) for a, g in opts.lams.items()},
+                           "normalizer": opts.normalizer, "jobs": opts.jobs}
+    for key, value in (("joint", opts.joint), ("dev", opts.dev), ("test", opts.test), ("manifest", opts.manifest),
+                       ("language", opts.language), ("device", opts.device)):
+        if value is not None:
+            doc[key] = value
+    if opts.betas:
+        doc["beta"] = ",".join(map(repr, opts.betas))
+    doc.update({k.removeprefix("--"): int(v) for k, v in opts.transcribe.items()})
+    return doc

@@ -53,10 +53,14 @@ def dev_wer(root: Path, score: str, domains: list[str]) -> float:
     return sum(groups[d]["wer"] for d in domains) / len(domains)
 
 
-def study(opts: Options, *, dry_run: bool = False, say: Say = lambda _: None) -> Outcome:
+def study(opts: Options, *, dry_run: bool = False, say: Say = lambda _: None,
+          pause: Callable[[Step], bool] | None = None) -> Outcome:
     """Run (or, with ``dry_run``, plan) the study that ``opts`` describes.
 
+    ``pause``: steps not to run (``Runner``'s); the study stops at the first wave that holds one (Slurm jobs).
+
     Raises:
+        Paused: with ``pause``, the steps held back.
         UsageError, InputError: bad options or inputs, before anything is written.
         AsrmergeError: a step failed (the steps finished before it are kept for the next run).
     """
@@ -74,7 +78,7 @@ def study(opts: Options, *, dry_run: bool = False, say: Say = lambda _: None) ->
     say(f"{'resume the' if resumed else 'new'} study in {opts.output}: {len(opts.finetunes)} fine-tunes, "
         f"{len(opts.algos)} algorithms, {len(data.test)} test domains ({len(data.ood)} out-of-domain)")
     t_start = time.perf_counter()
-    run = Runner(root, opts.jobs, say)
+    run = Runner(root, opts.jobs, say, pause)
     run.run(pl.taskvecs())
     merges: dict[str, tuple[Step, dict[float | None, str]]] = {a: pl.merge(a) for a in opts.algos}
     run.run([s for s, _ in merges.values()])
@@ -167,7 +171,8 @@ def study(opts: Options, *, dry_run: bool = False, say: Say = lambda _: None) ->
             "normalizer": opts.normalizer, "transcribe": {"language": opts.language, **opts.transcribe},
             "best": best, "plot": plot}
     text = report.write(root, table, best, docs, meta)
-    say(f"done: {run.counts['ran']} steps run, {run.counts['kept']} kept; results in {opts.output}/results.md")
+    joined = f", {run.counts['joined']} joined from shard jobs" if run.counts["joined"] else ""
+    say(f"done: {run.counts['ran']} steps run, {run.counts['kept']} kept{joined}; results in {opts.output}/results.md")
     return Outcome(text, run.counts["kept"], run.counts["ran"])
 
 

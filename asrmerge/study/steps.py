@@ -7,6 +7,11 @@ killed) makes the step run again, a transcription continuing where it stopped (`
 with another key (the command or an input changed) runs it afresh, its old transcript removed first.
 The tools write their outputs atomically, so a killed step never leaves a half-written one that looks
 finished.
+
+A transcription whose records were written by shard jobs (``asrmerge study --emit slurm``: each array
+task writes ``shards/ID/KEY/K-of-N.jsonl``) is **joined** instead of run: when the shard files of its key
+hold a hypothesis for every record it selects, they are written in manifest order to its output, which is
+what the transcription itself would have written, and it is stamped done.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from asrmerge.errors import AsrmergeError
+from asrmerge.study import shards
 from asrmerge.study.plan import Step
 
 Say = Callable[[str], None]
@@ -64,6 +70,16 @@ def _die_with_parent() -> None:  # pragma: no cover (runs in the child)
         PRCTL(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+class Paused(Exception):
+    """The study stopped before steps that ``Runner.pause`` holds back: each with its key, in order; ``seen``:
+    the ids of every step met so far (run, kept, joined or held)."""
+
+    def __init__(self, steps: list[tuple[Step, str]], seen: list[str]) -> None:
+        super().__init__(", ".join(s.id for s, _ in steps))
+        self.steps = steps
+        self.seen = seen
+
+
 class Runner:
     """Runs steps in the study folder ``root``, keeping those finished earlier.
 
@@ -71,15 +87,18 @@ class Runner:
         root: the study folder.
         jobs: transcriptions run side by side.
         say: where progress lines go (``kept ...``, ``run ...``).
+        pause: steps not to run: :meth:`run` runs the others of its wave, then raises :class:`Paused` with
+            these (those finished or joined earlier are kept as always).
     """
 
-    def __init__(self, root: Path, jobs: int, say: Say) -> None:
+    def __init__(self, root: Path, jobs: int, say: Say, pause: Callable[[Step], bool] | None = None) -> None:
         self.root = root
         self.jobs = jobs
         self.say = say
+        self.pause = pause
         self.keys: dict[str, str] = {}  # an output's path -> the key of the step that wrote it
         self.ran: list[Step] = []  # every step, in order (commands.sh)
-        self.counts = {"kept": 0, "ran": 0}
+        self.counts = {"kept": 0, "ran": 0, "joined": 0}
         self.seconds: dict[str, float] = {}
 
     def key(self, step: Step) -> str:
@@ -126,18 +145,37 @@ class Runner:
         """Run a step listed already once more (a lambda's model removed earlier and chosen now)."""
         self._one(step, self.key(step), "new")
 
+    def register(self, step: Step) -> str:
+        """The step's key, recorded as the key of its outputs (for the steps that read them)."""
+        key = self.key(step)
+        self.ran.append(step)
+        for o in step.outputs:
+            self.keys[o] = key
+        return key
+
     def run(self, steps: list[Step]) -> None:
-        """Run ``steps`` (independent of each other): transcriptions ``jobs`` at a time, the others in turn."""
-        todo = []
+        """Run ``steps`` (independent of each other): transcriptions ``jobs`` at a time, the others in turn.
+
+        Raises:
+            Paused: some of them are held back by ``pause`` (after the others ran).
+        """
+        todo, held = [], []
         for step in steps:
-            key = self.key(step)
+            key = self.register(step)
             state = self.state(step, key)
-            self.ran.append(step)
-            for o in step.outputs:
-                self.keys[o] = key
             if state == "kept":
                 self.counts["kept"] += 1
                 self.say(f"kept {step.id} (finished earlier)")
+                continue
+            if step.verb == "transcribe":
+                files = shards.join(self.root, step, key)
+                if files:
+                    self._write_stamp(step, key=key, state="done", shards=files)
+                    self.counts["joined"] += 1
+                    self.say(f"joined {step.id} from {files} shard files")
+                    continue
+            if self.pause is not None and self.pause(step):
+                held.append((step, key))
                 continue
             todo.append((step, key, state))
         parallel = [t for t in todo if t[0].verb == "transcribe"]
@@ -151,6 +189,8 @@ class Runner:
             first = next((e for e in errors if e is not None), None)
             if first is not None:
                 raise first
+        if held:
+            raise Paused(held, [s.id for s in self.ran])
 
     def _one(self, step: Step, key: str, state: str) -> None:
         if state == "new":
