@@ -79,20 +79,19 @@ def test_the_pipeline_is_asrmerge_commands_only(study: dict[str, Any]) -> None:
 
 
 def test_fine_tuned_and_merged_models_beat_zero_shot_in_domain(study: dict[str, Any]) -> None:
-    """Each ID-FT on its own domain, and every merge on the in-domain average, beat zero-shot. The smoke
-    joint fine-tune (20 steps over 24 utterances of two domains) memorises its few sentences and can fall into
-    repetition loops on one domain's held-out words, so it is required to beat zero-shot on one of its
-    domains, not on both; the full study compares it properly."""
+    """Each ID-FT on its own domain, the joint fine-tune and every merge on the in-domain average beat
+    zero-shot: the first table a newcomer sees makes sense (the fine-tunes stop early on their dev loss; without
+    that the joint fine-tune memorised its 24 utterances, looped, and lost to zero-shot)."""
     rows = study["table"]["rows"]
     zero = rows["zero-shot"]["id"]
-    for name in (OWN, "ta", "tsvm", "boosted-tsvm"):
+    for name in (OWN, "joint", "ta", "tsvm", "boosted-tsvm"):
         assert rows[name]["id"] < zero, (name, rows[name]["id"], zero)
     records = [json.loads(x) for x in (study["results"] / "per-domain.jsonl").read_text().splitlines()]
     wer = {(r["system"], r["domain"]): r["wer"] for r in records}
     domains = ("medicina-tel", "meteo-estudio")
     for d in domains:  # each ID-FT on its own domain
         assert wer[(f"fine-tune:{d}", d)] < wer[("zero-shot", d)], d
-    assert any(wer[("joint", d)] < wer[("zero-shot", d)] for d in domains)
+    assert "Step kept (of the steps run)" in study["stdout"]  # which step each fine-tune kept
 
 
 def test_the_lambda_sweep_picked_the_best_dev_value(study: dict[str, Any]) -> None:

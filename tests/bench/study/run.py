@@ -162,9 +162,9 @@ def main(argv: list[str] | None = None) -> None:
                    "layers below frozen)" if cfg.encoder_layers else "decoder without embed_tokens, encoder frozen")
                 + f", over a {cfg.window} s window; each keeps the step of its lowest loss on its dev records, "
                 f"measured every {cfg.eval_every} steps), {len(cfg.size.ood)} out-of-domain; real English speech "
-                "and multilingual clips. Step kept (of the steps run) and final training loss: "
-                + ", ".join(f"{k} {v.get('chosen_step', v['steps'])}/{v['steps']} ({v['final_loss']:.3f})"
-                            for k, v in info.items()) + ".\n")
+                "and multilingual clips. Step kept (of the steps run) and its dev loss: "
+                + ", ".join(f"{k} {v['chosen_step']}/{v['steps']} ({v['dev_loss']:.3f})" for k, v in info.items())
+                + ".\n")
     say(f"done in {(time.perf_counter() - t0) / 60:.1f} min; results in {results}")
     print((results / "results.md").read_text())
 
