@@ -154,6 +154,10 @@ def main(argv: list[str] | None = None) -> None:
                 shutil.copy2(study / name, results / name)
     info = {k: json.loads((v / "finetune.json").read_text()) for k, v in fts.items()}
     with (results / "results.md").open("a") as f:
+        if a.full:
+            from tests.bench.study.paper import comparison
+
+            f.write(comparison(study))
         f.write("\n## The demo's data and fine-tunes\n\n"
                 f"Whisper base (multilingual, 74 M parameters); {cfg.size.name} size, seed {cfg.seed}: "
                 f"{len(cfg.size.domains)} synthetic Portuguese domains fine-tuned (up to {cfg.steps} steps each, "
