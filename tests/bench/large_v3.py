@@ -81,8 +81,9 @@ class Spectrum:
 
 
 # Fitted at r = 1280 (grid search, squared relative error) to the study's medians of the task vectors'
-# erank/r, srank, rank90/r, rank99/r and e_keep at p = 1/8 (tests/bench/results/study/svd-summary.json, groups
-# decoder.self_attn, decoder.encoder_attn, decoder.fc). The study measured decoder tensors only; the encoder's
+# erank/r, srank, rank90/r, rank99/r and e_keep at p = 1/8 (tests/bench/results/large-v3-spectra-source.json, groups
+# decoder.self_attn, decoder.encoder_attn, decoder.fc; svd-inspect's summary of the decoder-only full study of
+# 2026-11-26, kept there). That study measured decoder tensors only; the encoder's
 # attention takes the decoder self-attention's spectrum.
 SPECTRA = {
     "self_attn": Spectrum(k=7.0, a=0.31, B=0.079),

@@ -6,7 +6,8 @@ Runs ``asrmerge svd-inspect --base base.safetensors ft0 ... ft{T-1} --include 'm
 on the cached inputs (tests/bench/large_v3.py) with T = 8 fine-tunes, as many as the study merged, so that p = 1/8
 (e_keep) and the overlaps' k = r/8 are the study's. Writes tests/bench/results/large-v3-spectra.md and .json:
 each statistic's median per layer type, the ranks as fractions of r = min(m, n) (512 in the study's
-whisper-base, 1280 here), next to the medians of tests/bench/results/study/svd-summary.json.
+whisper-base, 1280 here), next to the medians of tests/bench/results/large-v3-spectra-source.json (the
+decoder-only study of 2026-11-26).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 from tests.bench import large_v3
 
 ROOT = Path(__file__).resolve().parents[2]
-STUDY = ROOT / "tests" / "bench" / "results" / "study" / "svd-summary.json"
+STUDY = ROOT / "tests" / "bench" / "results" / "large-v3-spectra-source.json"
 OUT = ROOT / "tests" / "bench" / "results" / "large-v3-spectra.md"
 # (label, where in a group's summary, divide by r)
 STATS = [("erank / r", ("input", "erank"), True), ("srank", ("input", "srank"), False),
@@ -72,7 +73,7 @@ def render(ours: dict, layers: str, tasks: int, seconds: float, date: str) -> st
         + " ".join(f"--include '{x}'" for x in includes) + " --summary --json` on the inputs of "
         f"tests/bench/large_v3.py ({tasks} fine-tunes, as the study merged; {ours['tensors']} tensors; "
         f"{seconds:.0f} s on {os.cpu_count()} cores, {date}), against the study's real whisper-base fine-tunes "
-        "(tests/bench/results/study/svd-summary.json, decoder tensors only). Medians per layer type; ranks as "
+        "(tests/bench/results/large-v3-spectra-source.json, decoder tensors only). Medians per layer type; ranks as "
         "fractions of r = min(m, n). The encoder's groups have no study counterpart.", "",
         *lines, "", NOTE, ""])
 
