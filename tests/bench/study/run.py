@@ -121,6 +121,28 @@ def study_args(cfg: Config, base: Path, fts: dict[str, Path], manifests: dict[st
             "--jobs", str(jobs), "-o", str(out)]
 
 
+def appendix(cfg: Config, fts: dict[str, Path], study: Path, full: bool) -> str:
+    """What the demo adds to the study's results.md: the comparison with the paper (the full study), and its
+    data and fine-tunes."""
+    info = {k: json.loads((v / "finetune.json").read_text()) for k, v in fts.items()}
+    text = ""
+    if full:
+        from tests.bench.study.paper import comparison
+
+        text += comparison(study)
+    return text + ("\n## The demo's data and fine-tunes\n\n"
+                   f"Whisper base (multilingual, 74 M parameters); {cfg.size.name} size, seed {cfg.seed}: "
+                   f"{len(cfg.size.domains)} synthetic Portuguese domains fine-tuned (up to {cfg.steps} steps each, "
+                   f"the joint fine-tune up to {cfg.full_steps}; batch {cfg.batch_size}, learning rate {cfg.lr}; "
+                   + (f"decoder without embed_tokens and the encoder's top {cfg.encoder_layers} of 6 layers (the "
+                      "layers below frozen)" if cfg.encoder_layers else "decoder without embed_tokens, encoder frozen")
+                   + f", over a {cfg.window} s window; each keeps the step of its lowest loss on its dev records, "
+                   f"measured every {cfg.eval_every} steps), {len(cfg.size.ood)} out-of-domain; real English speech "
+                   "and multilingual clips. Step kept (of the steps run) and its dev loss: "
+                   + ", ".join(f"{k} {v['chosen_step']}/{v['steps']} ({v['dev_loss']:.3f})" for k, v in info.items())
+                   + ".\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--full", action="store_true", help="the full study (about 40 minutes on 2 cores)")
@@ -152,23 +174,8 @@ def main(argv: list[str] | None = None) -> None:
         for name in RESULT_FILES:
             if (study / name).is_file():
                 shutil.copy2(study / name, results / name)
-    info = {k: json.loads((v / "finetune.json").read_text()) for k, v in fts.items()}
     with (results / "results.md").open("a") as f:
-        if a.full:
-            from tests.bench.study.paper import comparison
-
-            f.write(comparison(study))
-        f.write("\n## The demo's data and fine-tunes\n\n"
-                f"Whisper base (multilingual, 74 M parameters); {cfg.size.name} size, seed {cfg.seed}: "
-                f"{len(cfg.size.domains)} synthetic Portuguese domains fine-tuned (up to {cfg.steps} steps each, "
-                f"the joint fine-tune up to {cfg.full_steps}; batch {cfg.batch_size}, learning rate {cfg.lr}; "
-                + (f"decoder without embed_tokens and the encoder's top {cfg.encoder_layers} of 6 layers (the "
-                   "layers below frozen)" if cfg.encoder_layers else "decoder without embed_tokens, encoder frozen")
-                + f", over a {cfg.window} s window; each keeps the step of its lowest loss on its dev records, "
-                f"measured every {cfg.eval_every} steps), {len(cfg.size.ood)} out-of-domain; real English speech "
-                "and multilingual clips. Step kept (of the steps run) and its dev loss: "
-                + ", ".join(f"{k} {v['chosen_step']}/{v['steps']} ({v['dev_loss']:.3f})" for k, v in info.items())
-                + ".\n")
+        f.write(appendix(cfg, fts, study, a.full))
     say(f"done in {(time.perf_counter() - t0) / 60:.1f} min; results in {results}")
     print((results / "results.md").read_text())
 
