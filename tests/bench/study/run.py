@@ -145,7 +145,7 @@ def appendix(cfg: Config, fts: dict[str, Path], study: Path, full: bool) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    ap.add_argument("--full", action="store_true", help="the full study (about 40 minutes on 2 cores)")
+    ap.add_argument("--full", action="store_true", help="the full study (about 96 minutes on 2 cores)")
     ap.add_argument("--work", type=Path, default=None, help="work folder (default ~/.cache/asrmerge/study/SIZE)")
     ap.add_argument("--results", type=Path, default=None,
                     help="results folder (default: tests/bench/results/study for --full, WORK/study otherwise)")
