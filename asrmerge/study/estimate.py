@@ -131,13 +131,14 @@ def measure_rate(pl: Planner, sample: list[Utterance]) -> dict[str, Any]:
     from asrmerge.asr import model as md
     from asrmerge.device import resolve
 
-    o, t = pl.opts, pl.opts.transcribe
+    o = pl.opts
+    # the options the study passes to transcribe; Settings and load keep transcribe's defaults for the others
+    given: dict[str, Any] = {k.removeprefix("--").replace("-", "_"): int(v) for k, v in o.transcribe.items()}
     dev = resolve(o.device or "auto")
-    settings = tr.Settings(language=o.language, beam_size=int(t.get("--beam-size", 1)),
-                           batch_size=int(t.get("--batch-size", 16)),
-                           max_new_tokens=int(t["--max-new-tokens"]) if "--max-new-tokens" in t else None)
+    load_kw: dict[str, Any] = {k: given.pop(k) for k in ("chunk_length",) if k in given}
+    settings = tr.Settings(language=o.language, **given)
     start = time.perf_counter()
-    w = md.load(o.base, device=dev, dtype=md.resolve_dtype(None, dev), chunk_length=int(t.get("--chunk-length", 30)))
+    w = md.load(o.base, device=dev, dtype=md.resolve_dtype(None, dev), **load_kw)
     load_s = time.perf_counter() - start
     stats = tr.Stats()
     for _ in tr.transcribe(w, sample, settings, stats=stats):
@@ -167,7 +168,8 @@ def estimate(pl: Planner, steps: list[Step], *, svd_rate: float | None = None, m
     reports = merge_reports(pl, steps, svd_rate)
     lam_merges = {f"merge-{a}" for a in o.algos}
     swept = sum(r["model_bytes"] * len(r["outputs"]) for k, r in reports.items() if k in lam_merges)
-    kept = sum(r["model_bytes"] * (1 if k in lam_merges else len(r["outputs"])) for k, r in reports.items())
+    left = {k: 1 if k in lam_merges else len(r["outputs"]) for k, r in reports.items()}  # models after pruning
+    kept = sum(r["model_bytes"] * left[k] for k, r in reports.items())
     c["merge_s"] = sum(r["seconds_estimate"] for r in reports.values())
     c["merge_svds"] = sum(r["svds"] for r in reports.values())
     c["model_bytes"] = kept
@@ -191,7 +193,7 @@ def estimate(pl: Planner, steps: list[Step], *, svd_rate: float | None = None, m
     c["disk_peak_bytes"] = max(c["disk_final_bytes"], c["taskvec_bytes"] + swept + dev_bytes)
 
     n_models = sum(len(r["outputs"]) for r in reports.values())
-    pruned = n_models - sum(1 if k in lam_merges else len(r["outputs"]) for k, r in reports.items())
+    pruned = n_models - sum(left.values())
     est.lines.append(
         f"# disk: about {size(c['disk_final_bytes'])} at the end ({len(tvs)} task vectors "
         f"{size(c['taskvec_bytes'])}, {n_models - pruned} merged model{'s' * (n_models - pruned > 1)} {size(kept)}, "

@@ -169,6 +169,11 @@ class Planner:
             out[lam] = score
         return runs, scores, out
 
+    def references(self) -> list[tuple[str, str]]:
+        """The systems besides the merges, as (name, model): zero-shot (unless ``--no-zero-shot``) and joint."""
+        return ([("zero-shot", self.base)] if self.opts.zero_shot else []) + \
+            ([("joint", self.joint)] if self.joint else [])
+
     def evaluation(self, system: str, model: str) -> tuple[list[Step], list[Step], dict[str, str]]:
         """A system on the test records and every extra set: transcriptions, scores, and the score files by set."""
         runs, scores, files = [], [], {}

@@ -121,11 +121,7 @@ def study(opts: Options, *, dry_run: bool = False, say: Say = lambda _: None,
     plot = _matplotlib()
     run.run(pl.inspect(inspected, plot))
 
-    evals: dict[str, str] = {}
-    if opts.zero_shot:
-        evals["zero-shot"] = pl.base
-    if pl.joint:
-        evals["joint"] = pl.joint
+    evals: dict[str, str] = dict(pl.references())
     evals.update({k: v["model"] for k, v in systems.items()})
     runs: list[Step] = []
     scores: list[Step] = []
@@ -195,7 +191,7 @@ def _dry_run(pl: Planner, data: Data) -> Outcome:
             beta.args[beta.args.index("-o"):beta.args.index("-o")] = ["-p", "lam={chosen}"]
         steps.append(beta)
     steps += pl.inspect(chosen.get("boosted-tsvm", chosen[o.algos[0]]), _matplotlib())
-    systems = ([("zero-shot", pl.base)] if o.zero_shot else []) + ([("joint", pl.joint)] if pl.joint else [])
+    systems = pl.references()
     systems += list(chosen.items()) + [(f"boosted-tsvm-beta{fmt(b)}", f"merged/boosted-tsvm-beta{fmt(b)}/")
                                        for b in o.betas]
     evals = []

@@ -170,10 +170,8 @@ def _dev_jobs(pl: Planner, run: Runner, size: int, config: Path) -> list[Job]:
             made.update({m: f"merge-{algo}" for m in models.values()})
     dev = [r for algo, (_, models) in merges.items() for r in pl.dev_runs(algo, models)[0]]
     early: list[Step] = []
-    systems = ([("zero-shot", pl.base)] if pl.opts.zero_shot else []) + ([("joint", pl.joint)] if pl.joint else [])
-    systems += [(a, next(iter(m.values()))) for a, (_, m) in merges.items() if len(m) == 1]
+    systems = pl.references() + [(a, next(iter(m.values()))) for a, (_, m) in merges.items() if len(m) == 1]
     for name, model in systems:
-        assert model is not None
         early += pl.evaluation(name, model)[0]
     early += [pl.own_domain(n)[0] for n in pl.opts.finetunes]
     todo = [(s, run.register(s)) for s in [*dev, *early]]
