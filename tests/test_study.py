@@ -275,8 +275,8 @@ def test_a_variant_is_a_system_of_its_own_with_its_fixed_parameters(fx: dict[str
 
     out = tmp_path / "s"
     argv = ["study", "--base", str(fx["base"]), f"a={fx['a']}", f"b={fx['b']}", "--dev", str(fx["dev"]), "--test",
-            str(fx["test"]), "--algos", "tsvm", "--variant", "tsvm-full=tsvm:rank_mode=full", "--lam",
-            "tsvm-full:0.8,1.2", "--no-zero-shot", *FAST, "-o", str(out)]
+            str(fx["test"]), "--algos", "tsvm", "--variant", "tsvm-full=tsvm:rank_mode=full", "--variant",
+            "tsvm-same=tsvm:orth=svd", "--lam", "tsvm-full:0.8,1.2", "--no-zero-shot", *FAST, "-o", str(out)]
     plan = invoke(*argv, "--dry-run")
     assert plan.exit_code == 0, plan.output
     assert ("asrmerge merge --algo tsvm --base \"$BASE\" tv/a.safetensors tv/b.safetensors -p rank_mode=full "
@@ -285,7 +285,22 @@ def test_a_variant_is_a_system_of_its_own_with_its_fixed_parameters(fx: dict[str
                        env={**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1"})
     assert r.returncode == 0, r.stderr.decode()[-2000:]
     table = json.loads((out / "table.json").read_text())
-    assert list(table["rows"])[-2:] == ["tsvm", "tsvm-full"]
+    assert list(table["rows"])[-3:] == ["tsvm", "tsvm-full", "tsvm-same"]
+    # tsvm-same is tsvm with its default spelled out: the same model, so the same transcripts; the significance
+    # test compares the best system with the next one whose transcripts differ, never with its own copy
+    best, same = table["meta"]["best"], table["meta"]["same_as_best"]
+    twins = {"tsvm", "tsvm-same"}
+    assert table["lambda"]["tsvm"] == table["lambda"]["tsvm-same"]
+    def hyps(name: str) -> list[str]:
+        return [json.loads(x)["hyp"] for x in (out / "hyp" / "test" / f"{name}.jsonl").read_text().splitlines()]
+
+    if best in twins:
+        assert twins - {best} <= set(same)
+    assert all(hyps(n) == hyps(best) for n in same)
+    assert not set(table["compare"]) & {best, *same}
+    assert all(hyps(n) != hyps(best) for n in table["compare"])
+    if same:
+        assert f"Not compared with {best}: {', '.join(same)} (the same transcript" in (out / "results.md").read_text()
     lam = table["lambda"]["tsvm-full"]
     assert set(lam["dev"]) == {"0.8", "1.2"} and lam["chosen"] in (0.8, 1.2)
     direct = tmp_path / "direct"
@@ -297,6 +312,19 @@ def test_a_variant_is_a_system_of_its_own_with_its_fixed_parameters(fx: dict[str
     a = load_file(out / "merged" / f"tsvm-full-lam{lam['chosen']:g}" / "model.safetensors")
     b = load_file(direct / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_best_vs_next_skips_systems_whose_transcripts_equal_the_best(tmp_path: Path) -> None:
+    from asrmerge.study.runner import _next_distinct
+
+    hyp = tmp_path / "hyp" / "test"
+    hyp.mkdir(parents=True)
+    words = {"best": ["a b", "c"], "copy": ["a b", "c"], "other": ["a b", "d"], "last": ["x", "y"]}
+    for name, texts in words.items():
+        _write(hyp / f"{name}.jsonl", [{"id": f"u{i}", "hyp": h, "model": f"merged/{name}/"} for i, h in enumerate(texts)])
+    assert _next_distinct(tmp_path, "best", ["copy", "other", "last"]) == (["copy"], "other")
+    assert _next_distinct(tmp_path, "best", ["other", "copy"]) == ([], "other")
+    assert _next_distinct(tmp_path, "best", ["copy"]) == (["copy"], None)
 
 
 # --- bad input: one line, the documented exit code, nothing written ----------------------------------------------

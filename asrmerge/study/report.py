@@ -152,6 +152,9 @@ def write(root: Path, t: Table, best: str, compare: dict[str, dict[str, Any]], m
         lines += ["", "MAPSSWE over utterances, two-sided; " + ", ".join(
             f"against {b}: {'significant' if d['mapsswe']['significant'] else 'not significant'} at "
             f"{d['mapsswe']['alpha']}" for b, d in compare.items()) + "."]
+    if meta.get("same_as_best"):
+        lines += ["", f"Not compared with {best}: {', '.join(meta['same_as_best'])} (the same transcript of every "
+                  "test utterance; a significance test of identical outputs says nothing)."]
     files = ["`commands.sh` (every asrmerge command, in order: `bash commands.sh` replays the study)",
              "`table.json`", "`per-domain.jsonl`", "`svd-summary.json` (svd-inspect of the task vectors and the "
              "inspected merge)"]

@@ -153,9 +153,10 @@ def study(opts: Options, *, dry_run: bool = False, say: Say = lambda _: None,
     if pl.joint:
         compares["joint"] = pl.compare("compare-best-vs-joint", f"hyp/test/{best}.jsonl", "hyp/test/joint.jsonl",
                                        "compare/best-vs-joint.json")
-    if len(ranked) > 1:
-        compares[ranked[1]] = pl.compare("compare-best-vs-next", f"hyp/test/{best}.jsonl",
-                                         f"hyp/test/{ranked[1]}.jsonl", "compare/best-vs-next.json")
+    same, nxt = _next_distinct(root, best, ranked[1:])
+    if nxt is not None:
+        compares[nxt] = pl.compare("compare-best-vs-next", f"hyp/test/{best}.jsonl",
+                                   f"hyp/test/{nxt}.jsonl", "compare/best-vs-next.json")
     run.run(list(compares.values()))
     docs = {k: json.loads((root / s.outputs[0]).read_text()) for k, s in compares.items()}
 
@@ -165,11 +166,34 @@ def study(opts: Options, *, dry_run: bool = False, say: Say = lambda _: None,
             "step_s": {k: round(v, 1) for k, v in run.seconds.items()}, "kept": run.counts["kept"],
             "ran": run.counts["ran"], "base": pl.base, "finetunes": dict(pl.fts), "joint": pl.joint,
             "normalizer": opts.normalizer, "transcribe": {"language": opts.language, **opts.transcribe},
-            "best": best, "plot": plot}
+            "best": best, "same_as_best": same, "plot": plot}
     text = report.write(root, table, best, docs, meta)
     joined = f", {run.counts['joined']} joined from shard jobs" if run.counts["joined"] else ""
     say(f"done: {run.counts['ran']} steps run, {run.counts['kept']} kept{joined}; results in {opts.output}/results.md")
     return Outcome(text, run.counts["kept"], run.counts["ran"])
+
+
+def _hypotheses(path: Path) -> dict[str, str]:
+    """id -> hypothesis of a transcript (the records also name the model, which differs between systems)."""
+    out = {}
+    with path.open(encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                rec = json.loads(line)
+                out[rec["id"]] = rec.get("hyp", "")
+    return out
+
+
+def _next_distinct(root: Path, best: str, rest: list[str]) -> tuple[list[str], str | None]:
+    """(the systems ranked after ``best`` whose test transcripts equal its own, word for word, the first that
+    differs): a significance test of identical outputs says nothing, so the report compares the next distinct one."""
+    mine = _hypotheses(root / "hyp" / "test" / f"{best}.jsonl")
+    same: list[str] = []
+    for name in rest:
+        if _hypotheses(root / "hyp" / "test" / f"{name}.jsonl") != mine:
+            return same, name
+        same.append(name)
+    return same, None
 
 
 def _dry_run(pl: Planner, data: Data) -> Outcome:
