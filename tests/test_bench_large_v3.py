@@ -155,3 +155,21 @@ def test_fusion_bench_under_a_cap_says_how_far_it_got(tmp_path):
             assert capped["last_anon"] > cap_mib > capped["progress"]["last_anon_mb"] - 1.1 * fp32_mib
         else:  # the allocation that did not fit failed inside the load
             assert capped["progress"]["loaded"] < 3
+
+
+def test_the_large_v3_goals_are_judged_from_the_rows():
+    from tests.bench.large_rows import goals
+
+    def row(algo, wall, rss, dry, io=10.0, svd=None):
+        return {"T": 10, "algo": algo, "ours": {"wall": wall, "rss": rss, "anon": rss}, "out_mib": 2944.0,
+                "io_floor": io, "svd_floor": svd, "dry_run": {"seconds": dry}}
+
+    text = goals([row("boosted-tsvm", 3000.0, 1800.0, 2400.0, svd=1800.0), row("ta", 25.0, 900.0, 24.0)])
+    assert "boosted-tsvm, T = 10, under 15 min wall: 50.0 min (3.33x over); its exact SVDs alone take 30.0 min" in text
+    assert "peak RSS under the output's size + 2 GiB (4992 MiB): 1800 MiB (met)" in text
+    assert "ta, T = 10, within 3x of the read+write floor: 2.50x (met)" in text
+    assert "ties, T = 10, within 3x of the read+write floor: not measured" in text
+    assert "worst 0.80 of measured (T = 10 boosted-tsvm; met)" in text
+    slow = goals([row("boosted-tsvm", 600.0, 6000.0, 300.0)])
+    assert "10.0 min (met)" in slow and "6000 MiB (not met)" in slow and "worst 0.50 of measured" in slow
+    assert "(T = 10 boosted-tsvm; not met)" in slow

@@ -281,6 +281,21 @@ def goals(rows: list[dict]) -> str:
     return "\n".join(out) + "\n"
 
 
+def large_section() -> str:
+    """The large-v3 rows (tests/bench/results/large-v3.json, written by ``--shapes large-v3``) beside these."""
+    path = ROOT / "tests" / "bench" / "results" / "large-v3.json"
+    if not path.is_file():
+        return ""
+    from tests.bench.large_rows import goals
+    from tests.bench.large_rows import table as large_table
+
+    rows = json.loads(path.read_text())
+    runs = sorted({f"commit {r['run']['commit']}, {r['run']['date']}" for r in rows if "run" in r})
+    return ("\n## whisper-large-v3 shape (1.54 B parameters, fp16 inputs), CPU\n\nFrom results/large-v3.md "
+            f"({'; '.join(runs)}), where the inputs, columns and caps are described.\n\n" + large_table(rows)
+            + goals(rows).replace("## Goals, as measured in the rows above", "### Large-v3 goals"))
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shapes", default="base,small", help="base, small, or large-v3 (on its own)")
@@ -348,7 +363,7 @@ def main(argv: list[str] | None = None) -> None:
                     "max over tensors of max |ours - peer| / max |peer| (dare-ties: random masks, not compared); "
                     "differences beyond rounding (ties, multislerp) are explained in tests/peers/CONFORMANCE.md, "
                     "section \"On whisper-shaped inputs\".", "", ""]
-            text = "\n".join(head) + table(rows, a.device) + "\n" + goals(rows)
+            text = "\n".join(head) + table(rows, a.device) + "\n" + goals(rows) + large_section()
         a.out.parent.mkdir(parents=True, exist_ok=True)
         a.out.write_text(text)
         (a.out.with_suffix(".json")).write_text(json.dumps(rows, indent=2))

@@ -308,4 +308,38 @@ def report(rows: list[dict], runs: list[str], in_progress: bool) -> str:
         "over it, as a cgroup's memory.max would stop them; data: RLIMIT_DATA, as `prlimit --data` sets it) "
         "with a progress log (tests/bench/peer_probe.py) that says how far a stopped peer got; max rel. diff: "
         "max over tensors of max |ours - peer| / max |peer|.", "", ""]
-    return "\n".join(head) + table(rows)
+    return "\n".join(head) + table(rows) + goals(rows)
+
+
+def goals(rows: list[dict]) -> str:
+    """The issue's goals for the large-v3 rows, each as measured (or 'not measured')."""
+    def row(algo: str, T: int = 10) -> dict | None:
+        return next((r for r in rows if r["algo"] == algo and r["T"] == T), None)
+
+    out = ["", "## Goals, as measured in the rows above", ""]
+    b = row("boosted-tsvm")
+    if b:
+        o = b["ours"]
+        verdict = "met" if o["wall"] <= 900 else f"{o['wall'] / 900:.2f}x over"
+        floor = "" if b["svd_floor"] is None else (f"; its exact SVDs alone take {b['svd_floor'] / 60:.1f} min at "
+                                                   "this machine's rate")
+        out.append(f"- boosted-tsvm, T = 10, under 15 min wall: {o['wall'] / 60:.1f} min ({verdict}){floor}.")
+        room = b["out_mib"] + 2048
+        out.append(f"- its peak RSS under the output's size + 2 GiB ({room:.0f} MiB): {o['rss']:.0f} MiB "
+                   f"({'met' if o['rss'] <= room else 'not met'}).")
+    else:
+        out.append("- boosted-tsvm, T = 10: not measured.")
+    for algo in ("ta", "ties"):
+        r = row(algo)
+        if r:
+            x = r["ours"]["wall"] / r["io_floor"]
+            out.append(f"- {algo}, T = 10, within 3x of the read+write floor: {x:.2f}x "
+                       f"({'met' if x <= 3 else 'not met'}).")
+        else:
+            out.append(f"- {algo}, T = 10, within 3x of the read+write floor: not measured.")
+    if rows:
+        worst = max(rows, key=lambda r: abs(r["dry_run"]["seconds"] / r["ours"]["wall"] - 1))
+        ratio = worst["dry_run"]["seconds"] / worst["ours"]["wall"]
+        out.append(f"- `--dry-run` within 25 % of the measured time on every row: worst {ratio:.2f} of measured "
+                   f"(T = {worst['T']} {worst['algo']}; {'met' if abs(ratio - 1) <= 0.25 else 'not met'}).")
+    return "\n".join(out) + "\n"
