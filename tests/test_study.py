@@ -26,6 +26,11 @@ RESULTS = ("results.md", "table.json", "per-domain.jsonl", "svd-summary.json", "
            "svd-inspect.png")
 
 
+def _hyps(study: Path, system: str) -> list[str]:
+    """A system's test hypotheses, in record order, from a study folder."""
+    return [json.loads(x)["hyp"] for x in (study / "hyp" / "test" / f"{system}.jsonl").read_text().splitlines()]
+
+
 def _write(path: Path, rows: list[dict[str, Any]]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return path
@@ -172,12 +177,8 @@ def test_the_table_has_every_system_and_set(run: dict[str, Any]) -> None:
         assert section in md
     best = table["meta"]["best"]
     (other,) = {"ta", "tsvm"} - {best}
-
-    def hyps(name: str) -> list[str]:
-        return [json.loads(x)["hyp"] for x in (run["out"] / "hyp" / "test" / f"{name}.jsonl").read_text().splitlines()]
-
     # the other merge is compared with the best unless it transcribed every test utterance the same way
-    twin = hyps(other) == hyps(best)
+    twin = _hyps(run["out"], other) == _hyps(run["out"], best)
     assert set(table["compare"]) == ({"joint"} if twin else {"joint", other})
     assert table["meta"]["same_as_best"] == ([other] if twin else [])
     for doc in table["compare"].values():
@@ -300,14 +301,11 @@ def test_a_variant_is_a_system_of_its_own_with_its_fixed_parameters(fx: dict[str
     best, same = table["meta"]["best"], table["meta"]["same_as_best"]
     twins = {"tsvm", "tsvm-same"}
     assert table["lambda"]["tsvm"] == table["lambda"]["tsvm-same"]
-    def hyps(name: str) -> list[str]:
-        return [json.loads(x)["hyp"] for x in (out / "hyp" / "test" / f"{name}.jsonl").read_text().splitlines()]
-
     if best in twins:
         assert twins - {best} <= set(same)
-    assert all(hyps(n) == hyps(best) for n in same)
+    assert all(_hyps(out, n) == _hyps(out, best) for n in same)
     assert not set(table["compare"]) & {best, *same}
-    assert all(hyps(n) != hyps(best) for n in table["compare"])
+    assert all(_hyps(out, n) != _hyps(out, best) for n in table["compare"])
     if same:
         assert f"Not compared with {best}: {', '.join(same)} (the same transcript" in (out / "results.md").read_text()
     lam = table["lambda"]["tsvm-full"]

@@ -175,13 +175,9 @@ def study(opts: Options, *, dry_run: bool = False, say: Say = lambda _: None,
 
 def _hypotheses(path: Path) -> dict[str, str]:
     """id -> hypothesis of a transcript (the records also name the model, which differs between systems)."""
-    out = {}
-    with path.open(encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                rec = json.loads(line)
-                out[rec["id"]] = rec.get("hyp", "")
-    return out
+    from asrmerge.io.jsonl import read_records
+
+    return {rec["id"]: rec.get("hyp", "") for _, rec in read_records(path)}
 
 
 def _next_distinct(root: Path, best: str, rest: list[str]) -> tuple[list[str], str | None]:

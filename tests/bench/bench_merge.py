@@ -293,7 +293,7 @@ def large_section() -> str:
     runs = sorted({f"commit {r['run']['commit']}, {r['run']['date']}" for r in rows if "run" in r})
     return ("\n## whisper-large-v3 shape (1.54 B parameters, fp16 inputs), CPU\n\nFrom results/large-v3.md "
             f"({'; '.join(runs)}), where the inputs, columns and caps are described.\n\n" + large_table(rows)
-            + goals(rows).replace("## Goals, as measured in the rows above", "### Large-v3 goals"))
+            + goals(rows, heading="### Large-v3 goals"))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -311,12 +311,12 @@ def report(rows: list[dict], runs: list[str], in_progress: bool) -> str:
     return "\n".join(head) + table(rows) + goals(rows)
 
 
-def goals(rows: list[dict]) -> str:
-    """The issue's goals for the large-v3 rows, each as measured (or 'not measured')."""
+def goals(rows: list[dict], heading: str = "## Goals, as measured in the rows above") -> str:
+    """The issue's goals for the large-v3 rows, each as measured (or 'not measured'), under ``heading``."""
     def row(algo: str, T: int = 10) -> dict | None:
         return next((r for r in rows if r["algo"] == algo and r["T"] == T), None)
 
-    out = ["", "## Goals, as measured in the rows above", ""]
+    out = ["", heading, ""]
     b = row("boosted-tsvm")
     if b:
         o = b["ours"]
