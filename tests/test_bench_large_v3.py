@@ -6,6 +6,7 @@ import hashlib
 import json
 import math
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -122,6 +123,17 @@ def test_memwatch_measures_anonymous_memory_and_enforces_the_cap():
     killed = watch([sys.executable, "-c", code], cap=150 * 2**20)
     assert killed.killed_by_cap and killed.returncode == -9 and not killed.stdout
     assert 150 < killed.last_anon_mb < 400 and killed.wall_s < 5
+
+
+def test_memwatch_reports_a_launcher_stopped_from_outside_instead_of_raising(tmp_path):
+    # the command stops its own launcher (as a user's kill of the benchmark's child would), then would linger
+    flag = tmp_path / "lingered"
+    code = ("import os, signal, time; os.kill(os.getppid(), signal.SIGTERM); time.sleep(3); "
+            f"open({str(flag)!r}, 'w').write('still running')")
+    w = watch([sys.executable, "-c", code])
+    assert not w.reported and w.returncode == -15 and math.isnan(w.peak_rss_mb)
+    time.sleep(4)
+    assert not flag.exists()  # the command was stopped with its launcher, not left running
 
 
 @pytest.mark.peers

@@ -88,3 +88,48 @@ def test_value_before_the_last_pass_is_an_error() -> None:
     sel = RadixSelect(1, torch.float32)
     with pytest.raises(RuntimeError):
         _ = sel.value
+
+
+def _reference(x: torch.Tensor, k: int) -> float:
+    return float(torch.sort(x.reshape(-1), descending=True).values[k - 1])
+
+
+@pytest.mark.parametrize("kind", ["gauss", "ties", "zeros", "ascending", "descending", "two-values"])
+def test_bracketed_selection_is_exact_on_large_tensors(kind: str) -> None:
+    """The sample-bracket selection kth_largest uses on large CPU tensors equals a full sort, for k at both
+    ends and around the densities the algorithms ask for (repeats and zeros included)."""
+    from asrmerge.linalg.select import BRACKET_MIN, bracketed
+
+    n = BRACKET_MIN + 12345
+    g = torch.Generator().manual_seed(3)
+    x = {
+        "gauss": torch.randn(n, generator=g).abs(),
+        "ties": torch.randint(0, 50, (n,), generator=g).float(),
+        "zeros": torch.where(torch.rand(n, generator=g) < 0.9, 0.0, torch.rand(n, generator=g)),
+        "ascending": torch.arange(n, dtype=torch.float32),
+        "descending": torch.arange(n, 0, -1, dtype=torch.float32),
+        "two-values": torch.where(torch.arange(n) < n // 5, 2.0, 1.0),
+    }[kind]
+    hits = 0
+    for k in (1, 2, n // 100, n // 5, n // 5 + 1, n // 2, n - 1, n):
+        found = bracketed(x, k)
+        hits += found is not None
+        assert kth_largest(x, k) == _reference(x, k), (kind, k)
+        if found is not None:
+            assert found == _reference(x, k), (kind, k)
+    assert hits == 8  # the bracket, not the fallback, answers
+
+
+def test_a_sample_that_misses_the_bracket_falls_back_to_the_full_selection() -> None:
+    """A tensor built so the strided sample sees only zeros: the bracket misses, and the answer stays exact."""
+    from asrmerge.linalg.select import BRACKET_MIN, SAMPLE, bracketed
+
+    n = BRACKET_MIN * 2
+    step = n // SAMPLE
+    x = torch.ones(n)
+    x[::step] = 0.0  # every sampled element is 0, almost every other element is 1
+    x[1::step] = torch.linspace(1.0, 2.0, n // step)
+    k = n // 2
+    assert bracketed(x, k) is None
+    assert kth_largest(x, k) == _reference(x, k) == 1.0
+    assert kth_largest(x, 3) == _reference(x, 3)

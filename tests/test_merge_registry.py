@@ -143,3 +143,35 @@ def test_check_names_where_the_value_was_given() -> None:
     with pytest.raises(UsageError) as e:
         orth.check("nss", subject="--orth")
     assert str(e.value).startswith("--orth: 'nss' is not one of ") and str(e.value).endswith("did you mean 'ns'?")
+
+
+@pytest.mark.parametrize(("algo", "params", "shape"), [
+    ("tsvm", {}, (12, 7)),
+    ("tsvm-ns", {}, (12, 7)),
+    ("tsvm-ns", {"ns_steps": 3}, (5, 9)),
+    ("boosted-tsvm", {}, (9, 9)),
+    ("boosted-tsvm", {"rank_frac": 0.5}, (6, 10)),
+    ("iso-c", {}, (8, 11)),
+    ("iso-cts", {}, (12, 7)),
+    ("iso-cts", {"orth": "ns", "common_frac": 0.5}, (7, 12)),
+])
+def test_declared_products_are_the_multiply_adds_the_merge_does(algo: str, params: dict, shape: tuple[int, int]) -> None:
+    """--dry-run's product count of a matrix is what torch's flop counter sees the merge multiply (SVDs and
+    element-wise work are not matrix products; a flop is half a multiply-add)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from asrmerge.merge.plan import resolve_params
+    from tests.merge_cases import merge_one
+
+    T = 3
+    g = torch.Generator().manual_seed(7)
+    taus = [torch.randn(*shape, generator=g, dtype=torch.float64) for _ in range(T)]
+    alg = REGISTRY[algo]
+    values, _ = resolve_params(alg, [f"{k}={v}" for k, v in params.items()], T)
+    combo = {k: v[0] for k, v in values.items() if k != "lam"}
+    counter = FlopCounterMode(display=False)
+    with counter:
+        merge_one(algo, taus, params=params)
+    declared = alg.product_count(T, combo, *shape)
+    assert declared > 0
+    assert counter.get_total_flops() == 2 * declared

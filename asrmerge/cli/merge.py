@@ -184,7 +184,9 @@ def _print_dry_run(report: dict[str, Any], as_json: bool, verbose: bool) -> None
     out.append(f"{len(report['tensors'])} tensors, classes: "
                + ", ".join(f"{k} {v}" for k, v in sorted(report["classes"].items())))
     cores = f", on LoRA cores for {report['core_tensors']} matrices" if report["core_tensors"] else ""
-    out.append(f"SVDs: {report['svds']}{cores}  (estimated {report['svd_seconds_estimate']:.1f} s)")
+    products = (f"; matrix products: {report['products'] / 1e9:.2f} G multiply-adds  (estimated "
+                f"{report['product_seconds_estimate']:.1f} s)") if report["products"] else ""
+    out.append(f"SVDs: {report['svds']}{cores}  (estimated {report['svd_seconds_estimate']:.1f} s){products}")
     out.append(f"read {report['read_bytes'] / gib:.2f} GiB, write {report['write_bytes'] / gib:.2f} GiB, "
                f"peak memory about {report['peak_bytes_estimate'] / gib:.2f} GiB, "
                f"time about {report['seconds_estimate']:.1f} s")

@@ -28,6 +28,13 @@ NS_COEFFS: dict[str, tuple[tuple[float, float, float], ...]] = {
 NAMES = tuple(NS_COEFFS)  # the choices of -p ns_coeffs
 
 
+def ns_products(p: int, q: int, steps: int) -> float:
+    """Multiply-adds of :func:`newton_schulz` on a p x q matrix: per step, with s = min(p, q) and w = max(p, q),
+    the Gram s x s (s^2 w), its square (s^3) and the update's product (s^2 w). For ``--dry-run``'s estimate."""
+    s, w = min(p, q), max(p, q)
+    return float(steps * (2 * s * s * w + s**3))
+
+
 def newton_schulz(a: Tensor, steps: int = 5, coeffs: str = "muon") -> Tensor:
     """NS_K(A): ``steps`` Newton-Schulz iterations towards polar(A), in ``a``'s dtype (section 3)."""
     import torch

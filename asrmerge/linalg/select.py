@@ -9,6 +9,7 @@ with 65536 counters of memory whatever the stream's length.
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import torch
@@ -20,15 +21,55 @@ DIGIT = 16
 BINS = 1 << DIGIT
 
 
+SAMPLE = 1 << 16  # sample size of the bracketing selection
+BRACKET_MIN = 1 << 20  # below this many elements a plain selection is as fast
+
+
 def kth_largest(x: Tensor, k: int) -> float:
-    """The k-th largest element of ``x`` (1-based, repeats counted), exactly."""
+    """The k-th largest element of ``x`` (1-based, repeats counted), exactly.
+
+    On the CPU a large tensor goes through :func:`bracketed` (a few comparison passes and a selection among
+    a small share of the elements, about 3x faster than ``torch.kthvalue`` on 26 M elements), falling back to
+    ``kthvalue`` when its sample's bracket misses; on a GPU ``topk``.
+    """
     flat = x.reshape(-1)
     n = flat.numel()
     if not 1 <= k <= n:
         raise ValueError(f"k={k} outside 1..{n}")
+    if flat.device.type == "cpu" and n >= BRACKET_MIN:
+        found = bracketed(flat, k)
+        if found is not None:
+            return found
     if flat.device.type == "cpu" or n < (1 << 24):
         return float(torch.kthvalue(flat.cpu() if flat.device.type != "cpu" else flat, n - k + 1).values)
     return float(torch.topk(flat, k).values[-1])
+
+
+def bracketed(flat: Tensor, k: int, sample: int = SAMPLE) -> float | None:
+    """The k-th largest of the 1-D ``flat`` by a sample's bracket, exactly; ``None`` if the bracket misses.
+
+    An evenly strided sample of ``sample`` elements, sorted, gives two values lo <= hi around the wanted
+    quantile (six standard deviations of a sample rank apart). If fewer than k elements exceed hi and at
+    least k are >= lo, the answer lies in [lo, hi] and is the (k - #(> hi))-th largest of the elements
+    there, a small share of the tensor. Otherwise (an unlucky or adversarial sample) the caller selects
+    over the whole tensor. Exact either way: the sample only decides how much work the selection does.
+    """
+    n = flat.numel()
+    step = max(1, n // sample)
+    srt = torch.sort(flat[::step]).values
+    s = srt.numel()
+    q = (n - k) / n  # the wanted element's ascending rank, as a fraction
+    margin = 6.0 * math.sqrt(s * q * (1.0 - q)) + 16.0
+    i_lo, i_hi = math.floor(q * s - margin), math.ceil(q * s + margin)
+    # a bound past the sample's end is no bound: the extremes' brackets then always hold
+    above = flat > srt[i_hi] if i_hi < s else torch.zeros_like(flat, dtype=torch.bool)
+    inside = flat >= srt[i_lo] if i_lo > 0 else torch.ones_like(flat, dtype=torch.bool)
+    n_above = int(torch.count_nonzero(above))
+    if not n_above < k <= int(torch.count_nonzero(inside)):
+        return None
+    cand = flat[inside & ~above]
+    rank = k - n_above  # among the candidates, from the top
+    return float(torch.kthvalue(cand, cand.numel() - rank + 1).values)
 
 
 def _keys(x: Tensor) -> Tensor:

@@ -144,6 +144,16 @@ def polar(a: Tensor, *, name: str = "", full: bool = False) -> Tensor:
     return p[:, :rho] @ qh[:rho, :]
 
 
+def orth_products(p: int, q: int, orth: str, ns_steps: int = 5) -> float:
+    """Multiply-adds of :func:`orthogonalise` on a p x q matrix besides its SVD: P Q^T (p q min(p, q)) for
+    ``svd``, the Newton-Schulz steps for ``ns``. For ``--dry-run``'s estimate."""
+    from asrmerge.linalg.newton_schulz import ns_products
+
+    if orth == "ns":
+        return ns_products(p, q, ns_steps)
+    return float(p * q * min(p, q)) if orth == "svd" else 0.0
+
+
 def orthogonalise(a: Tensor, orth: str, *, ns_steps: int = 5, ns_coeffs: str = "muon", name: str = "",
                   full: bool = False) -> Tensor:
     """The ``orth`` rule of sections 6.2-6.3: ``svd`` (polar; ``full``: every pair), ``ns`` (Newton-Schulz) or ``eigh``."""

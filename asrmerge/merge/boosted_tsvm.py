@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 
 from asrmerge.merge.iso_c import RANK_MODES, numerical
 from asrmerge.merge.registry import Lam, P, algorithm
-from asrmerge.merge.tsvm import NS_COEFFS, ORTHS, one_over_t, svd_count, tsv_merge, tsv_merge_batch
+from asrmerge.merge.tsvm import NS_COEFFS, ORTHS, one_over_t, products, svd_count, tsv_merge, tsv_merge_batch
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -99,7 +99,7 @@ def _boosted_core(space: CoreSpace, *, beta: float = 0.3, rank_frac: float | Non
 @algorithm("boosted-tsvm", space="subspace", returns="matrix",
            paper="Carvalho et al. 2026, Model merging for multi-domain ASR, arXiv:2603.05354",
            lam=Lam(1.0, source="ours"), svds=svd_count, batched=_boosted_batched, core=_boosted_core,
-           core_exact=numerical,
+           core_exact=numerical, products=products,
            identity={"beta": 1.0, "orth": "svd", "rank_frac": 1.0, "lam": 1.0})
 def boosted_tsvm(tasks: Operands, *,
                  beta: Annotated[float, P("(0,1]", "energy fraction beta: values from index j* on are lifted to sigma_{j*} (smaller boosts more)", source="the paper")] = 0.3,

@@ -43,10 +43,16 @@ def numerical(params: dict[str, object]) -> bool:
     return params.get("rank_mode") == "numerical"
 
 
+def products(T: int, params: dict[str, object], m: int, n: int) -> float:
+    """Multiply-adds besides the SVD: the recombination U V^T (m r n)."""
+    return float(m * min(m, n) * n)
+
+
 @algorithm("iso-c", space="subspace", returns="matrix",
            paper="Marczak et al. 2025, No task left behind (Iso-C), arXiv:2502.04959",
            lam=Lam(1.0, "scaling factor lambda (the Iso code tunes it over (0, 3])", source="FusionBench"),
-           svds=lambda T, params: 1, batched=_iso_c_batched, core=_iso_c_core, core_exact=numerical)
+           svds=lambda T, params: 1, batched=_iso_c_batched, core=_iso_c_core, core_exact=numerical,
+           products=products)
 def iso_c(tasks: Operands, *,
           rank_mode: Annotated[str, P(RANK_MODES, "average the numerically nonzero singular values (ours), or all (the reference)")] = "numerical") -> Tensor:
     """Iso-C: flatten the spectrum of the summed task vectors to its mean singular value."""

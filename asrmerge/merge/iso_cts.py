@@ -31,6 +31,18 @@ def svd_count(T: int, params: dict[str, Any]) -> int:
     return 1 + T + (2 if params["orth"] == "svd" else 0)
 
 
+def products(T: int, params: dict[str, Any], m: int, n: int) -> float:
+    """Multiply-adds besides the SVDs: projecting each task out of the common subspace twice (4 m k n per
+    task), orthogonalising the m x K and n x K concatenations, and the recombination (m K n)."""
+    from asrmerge.linalg.svd import orth_products
+
+    k, s = sizes(min(m, n), T, params["common_frac"])
+    K = k + T * s
+    orth, steps = params["orth"], params["ns_steps"]
+    total = 4.0 * T * m * k * n if s > 0 else 0.0
+    return total + m * K * n + orth_products(m, K, orth, steps) + orth_products(n, K, orth, steps)
+
+
 def _iso_cts_core(space: CoreSpace, *, common_frac: float = 0.8, orth: str = "svd", ns_steps: int = 5,
                   ns_coeffs: str = "muon", rank_mode: str = "numerical") -> Tensor:
     """iso-cts on the cores of LoRA task vectors (docs/algorithms.md section 6.5: exact with rank_mode=numerical)."""
@@ -42,7 +54,7 @@ def _iso_cts_core(space: CoreSpace, *, common_frac: float = 0.8, orth: str = "sv
 
 @algorithm("iso-cts", space="subspace", returns="matrix",
            paper="Marczak et al. 2025, No task left behind (Iso-CTS), arXiv:2502.04959", lam=Lam(1.0), svds=svd_count,
-           core=_iso_cts_core, core_exact=numerical)
+           core=_iso_cts_core, core_exact=numerical, products=products)
 def iso_cts(tasks: Operands, *,
             common_frac: Annotated[float, P("[0,1]", "fraction of the rank given to the common subspace")] = 0.8,
             orth: Annotated[str, P(ORTHS, "orthogonalise by polar factor (the reference) or Newton-Schulz")] = "svd",

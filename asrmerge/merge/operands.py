@@ -45,9 +45,14 @@ class Inputs:
         """The checkpoint whose names, shapes and dtypes the output takes: the base, else the first input."""
         return self.base if self.base is not None else self.sources[0]
 
-    def read(self, ckpt: Checkpoint, name: str, rows: tuple[int, int] | None) -> Tensor:
+    def read(self, ckpt: Checkpoint, name: str, rows: tuple[int, int] | None, *, widen: bool = True) -> Tensor:
+        """Tensor ``name`` (or its rows) from ``ckpt``, checked finite, on the compute device, in the compute
+        dtype; with ``widen=False`` in its stored dtype where that is exactly representable in the compute
+        dtype (fp16 or bf16 for fp32), for a caller whose next operation promotes it anyway."""
         t = ckpt.get(name) if rows is None else ckpt.get_range(name, *rows)
         finite(t, name, ckpt.label)
+        if not widen and t.is_floating_point() and torch.promote_types(t.dtype, self.dtype) == self.dtype:
+            return t.to(device=self.device, non_blocking=True)
         return t.to(device=self.device, dtype=self.dtype, non_blocking=True)
 
     def factor_rank(self, name: str) -> int | None:
@@ -166,8 +171,10 @@ class Operands:
         """tau_t = W_t - W_0 (read directly from a task vector input)."""
         def make() -> Tensor:
             src = self.inputs.sources[t]
-            raw = self._view(self.inputs.read(src, self.name, self.rows))
-            return raw if self.inputs.is_taskvec[t] else raw - self.base()
+            if self.inputs.is_taskvec[t]:
+                return self._view(self.inputs.read(src, self.name, self.rows))
+            # W_t - W_0 with W_t in its stored dtype: the subtraction widens it (exactly), one pass fewer
+            return torch.sub(self._view(self.inputs.read(src, self.name, self.rows, widen=False)), self.base())
 
         return self._get(("tau", t), make)
 

@@ -305,18 +305,21 @@ def duplicates(base: Checkpoint | None, sources: list[Checkpoint], *, strict: bo
     return lines
 
 
-def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float = 1.0e9) -> dict[str, Any]:
+def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float = 1.0e9,
+            matmul_rate: float | None = None) -> dict[str, Any]:
     """What the merge will do, from headers: each tensor's class, the SVDs, estimated memory and time.
 
     Args:
         svd_rate: seconds per cost unit of a thin SVD on one worker (see :func:`svd_units`); measured on the
             device if None.
         io_rate: bytes per second assumed for reading inputs and writing outputs.
+        matmul_rate: seconds per multiply-add of a matrix product on one worker; measured on the device if
+            None (and only when the algorithm declares products).
 
-    On the CPU the SVDs are shared among ``plan.workers`` single-threaded workers, so their time is divided by
-    the workers. Only SVDs and input/output bytes are counted: on 2 cores the estimate came within 4-11% of
-    the measured whisper-base tsvm and boosted-tsvm merges at T = 10, but ran low where other work weighs
-    (T = 2, Newton-Schulz products, iso-cts's per-task spectral norms: 35-62% of the measured time).
+    On the CPU the work is shared among ``plan.workers`` single-threaded workers, so its time is divided by
+    the workers. Counted: the SVDs, the matrix products the algorithm declares (``products=`` in the
+    registry: Newton-Schulz steps, iso-cts's projections, the recombination) and input/output bytes; not
+    counted: element-wise work and iso-cts's per-task spectral norms.
 
     A matrix merged in the core space of LoRA factors (``core_rank`` R, docs/algorithms.md section 6.5) has
     the same SVD count, each R x R, plus its two QR bases (m x R and n x R), costed as thin SVDs of those
@@ -327,9 +330,12 @@ def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float = 1.0e9
     ref = inputs.reference
     if svd_rate is None:
         svd_rate = measure_svd_rate(inputs.device, inputs.dtype)
+    if matmul_rate is None:
+        matmul_rate = measure_matmul_rate(inputs.device, inputs.dtype) if plan.algo.products is not None else 0.0
     tensors = []
     svds = 0
     svd_seconds = 0.0
+    products = 0.0
     held = []
     in_core = 0
     for name, info in ref.infos.items():
@@ -345,6 +351,7 @@ def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float = 1.0e9
                     svd_seconds += count * svd_rate * svd_units(rank, rank)
                 else:
                     svd_seconds += count * svd_rate * svd_units(m, n)
+                    products += plan.algo.product_count(T, combo, m, n)
                 per_svd += count
             if rank is not None:  # the two QR bases, once per tensor, costed as thin SVDs of their shape
                 svd_seconds += svd_rate * (svd_units(m, rank) + svd_units(n, rank))
@@ -375,8 +382,10 @@ def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float = 1.0e9
         "read_bytes": read_bytes,
         "write_bytes": write_bytes,
         "peak_bytes_estimate": peak + 256 * 2**20,
-        "seconds_estimate": svd_seconds / parallel + (read_bytes + write_bytes) / io_rate,
+        "products": products,
+        "seconds_estimate": (svd_seconds + products * matmul_rate) / parallel + (read_bytes + write_bytes) / io_rate,
         "svd_seconds_estimate": svd_seconds / parallel,
+        "product_seconds_estimate": products * matmul_rate / parallel,
     }
 
 
@@ -397,3 +406,27 @@ def measure_svd_rate(device: torch.device, dtype: torch.dtype, n: int = 384) -> 
 
     return min(time_svd(n, n, device=device, dtype=dtype, repeats=2)) / svd_units(n, n)
 
+
+def measure_matmul_rate(device: torch.device, dtype: torch.dtype, n: int = 512) -> float:
+    """Seconds per multiply-add of an n x n matrix product on ``device``: the fastest of three (one thread on
+    the CPU, as each merge worker runs)."""
+    import time
+
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        a = torch.randn(n, n, dtype=dtype, device=device)
+        a @ a
+        best = math.inf
+        for _ in range(3):
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            a @ a
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - t0)
+        return best / n**3
+    finally:
+        torch.set_num_threads(threads)

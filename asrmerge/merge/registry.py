@@ -152,6 +152,7 @@ def format_value(v: Any) -> str:
 
 SvdCount = Callable[[int, dict[str, Any]], int]
 CoreExact = Callable[[dict[str, Any]], bool]
+Products = Callable[[int, dict[str, Any], int, int], float]
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,7 @@ class Algorithm:
     own: frozenset[str] = frozenset()  # the keyword parameters fn takes
     core: Callable[..., Any] | None = None
     core_exact: CoreExact | None = None
+    products: Products | None = None
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -217,6 +219,11 @@ class Algorithm:
         """Decompositions per matrix of class svd for T tasks with these parameters (0 outside the subspace space)."""
         return self.svds(T, combo) if self.svds is not None else 0
 
+    def product_count(self, T: int, combo: dict[str, Any], m: int, n: int) -> float:
+        """Multiply-adds of the matrix products per m x n matrix of class svd besides the SVDs (Newton-Schulz,
+        projections, the recombination), for ``--dry-run``'s estimate; 0 where the algorithm declares none."""
+        return self.products(T, combo, m, n) if self.products is not None else 0.0
+
 
 REGISTRY: dict[str, Algorithm] = {}
 
@@ -248,7 +255,8 @@ def _params(fn: Callable[..., Any]) -> tuple[Param, ...]:
 def algorithm(name: str, *, space: str, returns: str, paper: str, lam: Lam | None = None, svds: SvdCount | None = None,
               min_tasks: int = 1, needs_base: bool = True, presets: dict[str, dict[str, Any]] | None = None,
               batched: Callable[..., Any] | None = None, identity: dict[str, Any] | None = None,
-              core: Callable[..., Any] | None = None, core_exact: CoreExact | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+              core: Callable[..., Any] | None = None, core_exact: CoreExact | None = None,
+              products: Products | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn`` as the merge algorithm ``name``. This is the whole algorithm contract.
 
     Adding an algorithm is one module in ``asrmerge/merge/`` (every module there that is not part of the
@@ -282,6 +290,8 @@ def algorithm(name: str, *, space: str, returns: str, paper: str, lam: Lam | Non
         lam: the algorithm's lambda (default, doc, source); ``None`` for ``weights`` algorithms. It becomes
             the parameter ``lam`` (sweeping it reuses every other result).
         svds: decompositions per svd-class matrix, ``svds(T, params)``, for ``--dry-run``'s estimate.
+        products: multiply-adds of the other matrix products per svd-class m x n matrix,
+            ``products(T, params, m, n)`` (Newton-Schulz, projections), for ``--dry-run``'s estimate.
         min_tasks: fewer inputs are a usage error.
         needs_base: whether ``--base`` is required.
         presets: further names, each with some parameters fixed (``{"tsvm-ns": {"orth": "ns"}}``).
@@ -323,7 +333,7 @@ def algorithm(name: str, *, space: str, returns: str, paper: str, lam: Lam | Non
 
         def make(alg: str, summ: str, kept: tuple[Param, ...], fixed: dict[str, Any]) -> Algorithm:
             return Algorithm(alg, fn, summ, paper, space, returns, kept, min_tasks, needs_base, fixed, batched, svds,
-                             identity if not fixed else None, keys, core, core_exact)
+                             identity if not fixed else None, keys, core, core_exact, products)
 
         REGISTRY[name] = make(name, summary, params, {})
         for alias, fixed in (presets or {}).items():

@@ -104,6 +104,19 @@ def svd_count(T: int, params: dict[str, Any]) -> int:
     return T + (2 if params["orth"] == "svd" else 0)
 
 
+def products(T: int, params: dict[str, Any], m: int, n: int) -> float:
+    """Multiply-adds besides the SVDs, for K = T k kept triplets: orthogonalising the m x K and n x K
+    concatenations (Newton-Schulz steps, or the polar factors' P Q^T) and the recombination (m K n)."""
+    import math
+
+    from asrmerge.linalg.svd import orth_products
+
+    r = min(m, n)
+    K = T * min(r, max(1, math.floor(params["rank_frac"] * r)))
+    orth, steps = params["orth"], params["ns_steps"]
+    return m * K * n + orth_products(m, K, orth, steps) + orth_products(n, K, orth, steps)
+
+
 def one_over_t(T: int) -> float:
     return 1.0 / T
 
@@ -111,6 +124,7 @@ def one_over_t(T: int) -> float:
 @algorithm("tsvm", space="subspace", returns="matrix", paper="Gargiulo et al. 2025, Task Singular Vectors, arXiv:2412.00081",
            lam=Lam(1.0, "scaling factor lambda (the TSV code tunes it over (0, 3])"), svds=svd_count,
            presets={"tsvm-ns": {"orth": "ns"}}, batched=_tsvm_batched, core=_tsvm_core, core_exact=numerical,
+           products=products,
            identity={"orth": "svd", "rank_frac": 1.0, "lam": 1.0})
 def tsvm(tasks: Operands, *,
          rank_frac: Annotated[float | None, P("(0,1]", "fraction p of each task's rank kept", default="1/T", resolve=one_over_t)] = None,

@@ -65,21 +65,25 @@ def _all(args: list[str], option: str) -> list[str]:
     return [args[i + 1] for i, w in enumerate(args[:-1]) if w == option]
 
 
-def merge_reports(pl: Planner, steps: list[Step], svd_rate: float | None = None) -> dict[str, dict[str, Any]]:
+def merge_reports(pl: Planner, steps: list[Step], svd_rate: float | None = None,
+                  matmul_rate: float | None = None) -> dict[str, dict[str, Any]]:
     """merge's dry-run report for every merge step (by step id), with ``model_bytes``: one output on disk.
 
     ``{chosen}`` (the beta sweep's lambda, chosen on dev later) is the grid's first value: the cost is the same.
     """
+    import torch
+
     from asrmerge.device import KERNELS
     from asrmerge.device import resolve as resolve_device
-    from asrmerge.merge.plan import MergeSpec, dry_run, make_plan, measure_svd_rate
+    from asrmerge.merge.plan import MergeSpec, dry_run, make_plan, measure_matmul_rate, measure_svd_rate
 
     o = pl.opts
     by_tv = {pl.tv(n): p for n, p in o.finetunes.items()}
+    device = resolve_device(o.device or "auto", kinds=KERNELS)
     if svd_rate is None:
-        import torch
-
-        svd_rate = measure_svd_rate(resolve_device(o.device or "auto", kinds=KERNELS), torch.float32)
+        svd_rate = measure_svd_rate(device, torch.float32)
+    if matmul_rate is None:
+        matmul_rate = measure_matmul_rate(device, torch.float32)
     out = {}
     for s in steps:
         if s.verb != "merge":
@@ -91,7 +95,7 @@ def merge_reports(pl: Planner, steps: list[Step], svd_rate: float | None = None)
                          check_outputs=False)
         plan = make_plan(spec)
         try:
-            report = dry_run(plan, svd_rate=svd_rate, io_rate=IO_RATE)
+            report = dry_run(plan, svd_rate=svd_rate, io_rate=IO_RATE, matmul_rate=matmul_rate)
             support = sum(len(b) for b in plan.inputs.reference.support_files().values())
         finally:
             plan.close()

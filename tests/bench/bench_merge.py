@@ -307,7 +307,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=None,
                     help="default: tests/bench/RESULTS.md; large-v3: tests/bench/results/large-v3.md")
     ap.add_argument("--append", action="store_true",
-                    help="keep the rows already in the results (OUT with .json) and add this run's")
+                    help="keep the rows already in the results (OUT with .json) and add this run's (a row "
+                    "of the same shape, T and algorithm replaces the earlier one)")
     ap.add_argument("--report", action="store_true",
                     help="write OUT again from the rows in OUT with .json, without running anything")
     ap.add_argument("--cap-gib", type=float, default=20.0, help="large-v3: the peers' memory cap")
@@ -345,7 +346,8 @@ def main(argv: list[str] | None = None) -> None:
         for r in rows:
             r.setdefault("run", {"cmd": cmd, "commit": commit, "date": time.strftime("%Y-%m-%d"),
                                  **({"note": a.note} if a.note else {})})
-        rows = earlier + rows
+        fresh = {(r.get("shape"), r["T"], r["algo"]) for r in rows}  # a row measured again replaces the old one
+        rows = [e for e in earlier if (e.get("shape"), e["T"], e["algo"]) not in fresh] + rows
         if large:
             from tests.bench.large_rows import report
 

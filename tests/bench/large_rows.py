@@ -133,7 +133,10 @@ def run_peer_probe(peer: str, job: dict, *, T: int, cap: int, timeout: float, ca
             return {"error": str(e), "cap_mib": cap / 2**20, "progress": _progress(log, peer, T, job.get("method", ""))}
         r: dict = {**_mem(w), "cap_mib": cap / 2**20, "cap_kind": cap_kind, "last_anon": w.last_anon_mb,
                    "progress": _progress(log, peer, T, job.get("method", ""))}
-        if w.killed_by_cap:
+        if not w.reported:
+            r["error"] = f"stopped from outside: the measuring launcher exited {w.returncode}"
+            r["rss"] = None
+        elif w.killed_by_cap:
             r["error"] = (f"stopped by the cap: {w.last_anon_mb:.0f} MiB of anonymous memory at {w.wall_s:.0f} s, "
                           f"over {cap / 2**20:.0f} MiB")
         elif result.is_file():

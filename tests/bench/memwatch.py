@@ -20,6 +20,9 @@
   resident pages, and private writable file mappings too: mergekit maps its inputs that way (12 GB of VmData
   at 3.3 GB anonymous on large-v3 T = 2), so it would stop mergekit for memory it never uses.
   ``cap_kind="as"``: ``RLIMIT_AS`` (``prlimit --as``), which also counts shared libraries and read-only maps.
+  If the launcher itself is stopped from outside (someone kills it), the command's process group is killed
+  too and the result says so (``reported`` False, ``returncode`` the launcher's -signal, no ru_maxrss), so a
+  benchmark records the row as failed instead of losing the run.
   No cgroup: this container has cgroup v1 only (no v2 memory controller, no systemd-run), and its memory
   cgroup belongs to the sandbox.
 """
@@ -67,6 +70,8 @@ class Watched:
     cap_mb: float | None = None
     killed_by_cap: bool = False  # cap_kind "anon": the sampler killed it (last_anon_mb is the sample over the cap)
     timeline: list[tuple[float, float]] = field(default_factory=list)  # (seconds, anon MiB), one per second
+    reported: bool = True  # False: the launcher itself was stopped from outside (returncode is its -signal);
+    #                       the command's exit code and ru_maxrss are unknown (peak_rss_mb is NaN)
 
 
 def _children() -> dict[int, list[int]]:
@@ -160,11 +165,17 @@ def watch(cmd: list[str], *, env: dict[str, str] | None = None, cwd: Path | None
             stop.set()
             sampler.join()
         wall = time.perf_counter() - t0
-        if not report.is_file():
-            raise RuntimeError(f"the measuring launcher exited {proc.returncode} without a report")
-        r = json.loads(report.read_text())
+        if report.is_file():
+            r = json.loads(report.read_text())
+            code, rss, reported = r["code"], r["maxrss_kib"] / 1024.0, True
+        else:  # someone stopped the launcher: stop what it started too, and say so instead of failing the caller
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            code, rss, reported = proc.returncode, float("nan"), False
         out.seek(0)
         err.seek(0)
-        return Watched(r["code"], wall, r["maxrss_kib"] / 1024.0, peak / 1024.0, last / 1024.0,
+        return Watched(code, wall, rss, peak / 1024.0, last / 1024.0,
                        out.read().decode(errors="replace"), err.read().decode(errors="replace"),
-                       cap / 2**20 if cap else None, killed, timeline)
+                       cap / 2**20 if cap else None, killed, timeline, reported)
