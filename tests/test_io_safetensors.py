@@ -124,3 +124,22 @@ def test_a_header_length_starting_with_0x80_is_not_called_a_pickle(tmp_path: Pat
     (tmp_path / "bad.safetensors").write_bytes(struct.pack("<Q", 0x80) + b"[" + header[1:] + bytes(8))
     with pytest.raises(InputError, match="its header does not start with"):
         SafetensorsFile(tmp_path / "bad.safetensors")
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, torch.float64])
+def test_all_finite_finds_every_nan_and_inf_and_survives_an_overflowing_sum(dtype: torch.dtype) -> None:
+    """The fast test sums the tensor; a non-finite element always shows, and a finite tensor whose sum
+    overflows its dtype (fp16: past 65504) takes the exact check and is still finite."""
+    from asrmerge.io.tensors import all_finite
+
+    big = torch.finfo(dtype).max / 4
+    x = torch.full((4096,), big, dtype=dtype)
+    assert all_finite(x)
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        y = torch.randn(4096, dtype=torch.float64).to(dtype)
+        y[1234] = bad
+        assert not all_finite(y), (dtype, bad)
+    y = torch.zeros(4096, dtype=dtype)
+    y[0], y[1] = float("inf"), float("-inf")
+    assert not all_finite(y)
+    assert all_finite(torch.randn(4096, dtype=torch.float64).to(dtype))

@@ -156,3 +156,27 @@ def test_nonzero_entries_take_the_elected_sign_and_dis_mean_is_bounded(case: Cas
     out = run("ties", case, params={"density": density}).double()
     bound = torch.stack([h.abs() for h in hats]).max(0).values
     assert bool((out.abs() <= bound * (1 + 4 * torch.finfo(case.dtype).eps)).all())
+
+
+@pytest.mark.parametrize("agg", ["dis-mean", "dis-sum", "dis-max"])
+@pytest.mark.parametrize("weights", [[1.0, 1.0, 1.0, 1.0], [0.7, 1.3, 0.25, 2.0]])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_disjoint_merge_equals_the_plain_formula_to_the_bit(agg: str, weights: list[float], dtype: torch.dtype) -> None:
+    """The in-place disjoint merge gives exactly what the step-by-step formula of section 5.2 gives: sums of
+    rounded products w_t x_t in task order (no fused multiply-add), on trimmed tasks with zeros and ties."""
+    from asrmerge.merge.ties import disjoint_merge
+
+    g = torch.Generator().manual_seed(11)
+    xs = [torch.randn(5000, generator=g, dtype=dtype) * (torch.rand(5000, generator=g) < 0.4) for _ in weights]
+    xs[1][:50] = -xs[0][:50]  # entries whose elected total is exactly 0 (sign +1)
+    total = weights[0] * xs[0]
+    for w, x in zip(weights[1:], xs[1:], strict=True):
+        total = total + w * x
+    gamma = torch.where(total >= 0, 1.0, -1.0).to(dtype)
+    num, den, peak = torch.zeros_like(total), torch.zeros_like(total), torch.zeros_like(total)
+    for w, x in zip(weights, xs, strict=True):
+        m = ((x != 0) & (torch.sign(x) == gamma)).to(dtype)
+        num, den, peak = num + w * (x * m), den + w * m, torch.maximum(peak, (x * m).abs())
+    want = {"dis-sum": num, "dis-max": gamma * peak,
+            "dis-mean": torch.where(den != 0, num / torch.where(den != 0, den, 1.0), 0.0)}[agg]
+    assert torch.equal(disjoint_merge(xs, weights, agg), want)

@@ -73,13 +73,14 @@ def bracketed(flat: Tensor, k: int, sample: int = SAMPLE) -> float | None:
 
 
 def _keys(x: Tensor) -> Tensor:
-    """int64 keys with the order of the float values (-0.0 and +0.0 share a key)."""
+    """Keys with the order of the float values as signed integers (-0.0 and +0.0 share a key): int64 for
+    fp64, int32 for every narrower float (widened to fp32 first)."""
     x = x.reshape(-1) + 0.0  # turns -0.0 into +0.0
     if x.dtype == torch.float64:
         bits = x.view(torch.int64)
         return torch.where(bits < 0, bits ^ 0x7FFFFFFFFFFFFFFF, bits)
-    bits = x.to(torch.float32).view(torch.int32).to(torch.int64)
-    return torch.where(bits < 0, bits ^ 0x7FFFFFFF, bits)
+    bits = x.to(torch.float32).view(torch.int32)
+    return bits ^ ((bits >> 31) & 0x7FFFFFFF)  # negative floats: flip the magnitude bits
 
 
 def _from_key(key: int, dtype: torch.dtype) -> float:
@@ -112,8 +113,9 @@ class RadixSelect:
 
     def _ukeys(self, values: Tensor) -> Tensor:
         keys = _keys(values.to(self.dtype) if values.dtype != self.dtype else values)
-        # unsigned order: flip the sign bit (int64 arithmetic; fp64 keys wrap, which keeps order mod 2^64)
-        return keys + (1 << (self.bits - 1)) if self.bits == 32 else keys ^ (-(1 << 63))
+        # unsigned order: flip the sign bit; the keys stay in their signed type (int32 for fp32: half the
+        # memory traffic of int64), and the digits below are taken by logical shifts
+        return keys ^ (-(1 << (self.bits - 1)))
 
     def start_pass(self) -> None:
         self.hist = torch.zeros(BINS, dtype=torch.int64)
@@ -123,9 +125,9 @@ class RadixSelect:
         u = self._ukeys(values)
         self.count += u.numel() if self.shift == self.bits - DIGIT else 0
         if self.shift + DIGIT < self.bits:  # keep only elements whose higher digits equal the prefix
-            high = _shr(u, self.shift + DIGIT)
+            high = _shr(u, self.shift + DIGIT, self.bits)
             u = u[high == self.prefix]
-        digit = _shr(u, self.shift) & (BINS - 1)
+        digit = _shr(u, self.shift, self.bits) & (BINS - 1)
         self.hist += torch.bincount(digit, minlength=BINS).cpu()
 
     def end_pass(self) -> None:
@@ -150,8 +152,8 @@ class RadixSelect:
         return _from_key(key, self.dtype)
 
 
-def _shr(u: Tensor, n: int) -> Tensor:
-    """Logical right shift of keys held in int64 (64-bit keys may be 'negative' as int64)."""
+def _shr(u: Tensor, n: int, bits: int) -> Tensor:
+    """Logical right shift of ``bits``-bit keys held in a signed integer tensor of that width."""
     if n == 0:
         return u
-    return (u >> n) & ((1 << (64 - n)) - 1)
+    return (u >> n) & ((1 << (bits - n)) - 1)

@@ -46,25 +46,33 @@ def trimmed(x: Tensor, thr: float | None) -> Tensor:
 
 
 def disjoint_merge(xs: list[Tensor], weights: list[float], agg: str) -> Tensor:
-    """TIES steps 2-3: elect the sign of sum_t w_t x_t (+1 where it is 0), then merge the agreeing entries."""
+    """TIES steps 2-3: elect the sign of sum_t w_t x_t (+1 where it is 0), then merge the agreeing entries.
+
+    In place where it can be: every sum adds w_t x_t, rounded, to the running total in task order (the
+    products are formed first, never fused into the addition), so the result is the same to the bit.
+    """
     import torch
 
-    total = weights[0] * xs[0]
+    def scaled(x: Tensor, w: float) -> Tensor:
+        return x if w == 1.0 else x * w
+
+    total = xs[0] * weights[0]
     for w, x in zip(weights[1:], xs[1:], strict=True):
-        total = total + w * x
+        total.add_(scaled(x, w))
     gamma = torch.where(total >= 0, 1.0, -1.0).to(total.dtype)
-    num = torch.zeros_like(total)
-    den = torch.zeros_like(total)
-    peak = torch.zeros_like(total)
+    del total
+    num = torch.zeros_like(gamma)
+    den = torch.zeros_like(gamma)
     for w, x in zip(weights, xs, strict=True):
-        m = ((x != 0) & (torch.sign(x) == gamma)).to(total.dtype)  # w * (bool mask) would be float32
+        agree = (x * gamma) > 0  # x nonzero with the elected sign
         if agg == "dis-max":
-            peak = torch.maximum(peak, (x * m).abs())
+            torch.maximum(num, torch.where(agree, x.abs(), 0.0), out=num)
         else:
-            num = num + w * (x * m)
-            den = den + w * m
+            num.add_(scaled(torch.where(agree, x, 0.0), w))
+            if agg == "dis-mean":
+                den.add_(scaled(agree.to(gamma.dtype), w))
     if agg == "dis-max":
-        return gamma * peak
+        return gamma * num
     if agg == "dis-sum":
         return num
     return torch.where(den != 0, num / torch.where(den != 0, den, 1.0), 0.0)
