@@ -185,3 +185,17 @@ def test_the_large_v3_goals_are_judged_from_the_rows():
     slow = goals([row("boosted-tsvm", 600.0, 6000.0, 300.0)])
     assert "10.0 min (met)" in slow and "6000 MiB (not met)" in slow and "worst 0.50 of measured" in slow
     assert "(T = 10 boosted-tsvm; not met)" in slow
+
+
+def test_a_re_estimated_dry_run_is_marked_in_the_table():
+    from tests.bench.large_rows import table
+
+    def row(algo, dry):
+        return {"T": 10, "algo": algo, "ours": {"wall": 100.0, "rss": 900.0, "anon": 800.0}, "out_mib": 2944.0,
+                "io_floor": 10.0, "svd_floor": None, "dry_run": {**dry, "peak_mib": 1419.0}}
+
+    text = table([row("ta", {"seconds": 90.0}),
+                  row("ties", {"seconds": 80.0, "re_estimated": {"commit": "abc1234", "date": "2026-12-07"}})])
+    assert "| 10 | ta | 100.0 |" in text and "| 90.0 | 0.90 |" in text
+    assert "| 80.0* | 0.80 |" in text
+    assert "re-estimate`, commit abc1234, 2026-12-07) against the time its own run measured" in text

@@ -311,6 +311,9 @@ def main(argv: list[str] | None = None) -> None:
                     "of the same shape, T and algorithm replaces the earlier one)")
     ap.add_argument("--report", action="store_true",
                     help="write OUT again from the rows in OUT with .json, without running anything")
+    ap.add_argument("--re-estimate", action="store_true",
+                    help="large-v3: run today's `merge --dry-run` again for every row in OUT with .json (marked "
+                    "in the table as re-estimated at this commit), then write OUT; nothing else is run")
     ap.add_argument("--cap-gib", type=float, default=20.0, help="large-v3: the peers' memory cap")
     ap.add_argument("--cap-kind", choices=["anon", "data", "as"], default="anon",
                     help="large-v3: anon = kill at resident anonymous memory over the cap (sampled); data/as = "
@@ -329,7 +332,8 @@ def main(argv: list[str] | None = None) -> None:
         from tests.bench.large_rows import ALGOS
 
         a.algos = ",".join(ALGOS if large else [*PEERS, *OURS_ONLY])
-    earlier = json.loads(a.out.with_suffix(".json").read_text()) if a.append or a.report else []
+    earlier = (json.loads(a.out.with_suffix(".json").read_text()) if a.append or a.report or a.re_estimate
+               else [])
     t0 = time.time()
     commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True).stdout.strip()
@@ -371,6 +375,13 @@ def main(argv: list[str] | None = None) -> None:
         (a.out.with_suffix(".json")).write_text(json.dumps(rows, indent=2))
         return text
 
+    if a.re_estimate:
+        if not large:
+            raise SystemExit("bench_merge: --re-estimate is for --shapes large-v3")
+        from tests.bench.large_rows import re_estimate
+
+        re_estimate(earlier, commit)
+        a.report = True
     if a.report:
         print(write([], done=True))
         return
