@@ -261,3 +261,35 @@ def test_dry_run_time_counts_tall_svds_by_qr_and_shares_them_among_workers(tiny_
         assert rep["svd_seconds_estimate"] == pytest.approx(expected, rel=1e-9) and expected > 0
         estimates[workers] = rep["svd_seconds_estimate"]
     assert estimates[2] == pytest.approx(estimates[1] / 2)
+
+
+def test_dry_run_costs_element_wise_work_per_element_in_memory_or_streamed(tiny_base: Path, tiny_fts: list[Path]) -> None:
+    """Each tensor's element-wise work costs its element count at the in-memory rate, or at the streamed rate
+    when its working set exceeds --memory; a sweep pays it per output; workers share it."""
+    import torch
+
+    from asrmerge.merge.operands import working_set
+    from asrmerge.merge.plan import MergeSpec, dry_run, make_plan, measure_element_rate
+
+    budget = 64 << 10
+    plan = make_plan(MergeSpec(algo="ties", inputs=[str(p) for p in tiny_fts], base=str(tiny_base), device="cpu",
+                               params=["density=0.2,0.5"], output="m-{density}.st", workers=2, budget=budget,
+                               check_outputs=False))
+    try:
+        rep = dry_run(plan, svd_rate=1e-9, matmul_rate=0.0, io_rate=1e12, element_rate=(1e-9, 3e-9))
+        threads = torch.get_num_threads()
+        mem, streamed = measure_element_rate(plan, n=1 << 14)
+        assert torch.get_num_threads() == threads
+    finally:
+        plan.close()
+    T = len(tiny_fts)
+    expected = 0.0
+    for t in rep["tensors"]:
+        numel = math.prod(t["shape"])
+        expected += numel * (3e-9 if working_set(T, numel, torch.float32) > budget else 1e-9)
+    assert any(working_set(T, math.prod(t["shape"]), torch.float32) > budget for t in rep["tensors"])
+    # two outputs of the sweep, two workers
+    assert rep["element_seconds_estimate"] == pytest.approx(2 * expected / 2, rel=1e-9)
+    io = (rep["read_bytes"] + rep["write_bytes"]) / 1e12
+    assert rep["seconds_estimate"] == pytest.approx(rep["element_seconds_estimate"] + io, rel=1e-9)
+    assert 0 < mem < 1e-3 and 0 < streamed < 1e-3

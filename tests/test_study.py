@@ -503,13 +503,14 @@ def test_the_dry_run_merge_estimates_are_merges_own_dry_run(run: dict[str, Any],
 
     opts = options(fx, run["out"])
     pl = Planner(opts, check_data(opts), str(run["out"]))
-    reports = merge_reports(pl, [pl.merge(a)[0] for a in opts.algos], svd_rate=1e-9, matmul_rate=1e-11)
+    reports = merge_reports(pl, [pl.merge(a)[0] for a in opts.algos], svd_rate=1e-9, matmul_rate=1e-11,
+                            element_rate=(1e-9, 2e-9))
     tvs = [str(run["out"] / "tv" / "a.safetensors"), str(run["out"] / "tv" / "b.safetensors")]
     for algo, params, output in (("ta", [], "merged/ta/"), ("tsvm", ["lam=0.8,1.2"], "merged/tsvm-lam{lam}/")):
         plan = make_plan(MergeSpec(algo=algo, inputs=tvs, base=str(fx["base"]), params=params, output=output,
                                    check_outputs=False))
         try:
-            own = dry_run(plan, svd_rate=1e-9, matmul_rate=1e-11)
+            own = dry_run(plan, svd_rate=1e-9, matmul_rate=1e-11, element_rate=(1e-9, 2e-9))
         finally:
             plan.close()
         ours = reports[f"merge-{algo}"]

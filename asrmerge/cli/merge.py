@@ -189,7 +189,8 @@ def _print_dry_run(report: dict[str, Any], as_json: bool, verbose: bool) -> None
     out.append(f"SVDs: {report['svds']}{cores}  (estimated {report['svd_seconds_estimate']:.1f} s){products}")
     out.append(f"read {report['read_bytes'] / gib:.2f} GiB, write {report['write_bytes'] / gib:.2f} GiB, "
                f"peak memory about {report['peak_bytes_estimate'] / gib:.2f} GiB, "
-               f"time about {report['seconds_estimate']:.1f} s")
+               f"time about {report['seconds_estimate']:.1f} s (element-wise work "
+               f"{report['element_seconds_estimate']:.1f} s)")
     for o in report["outputs"]:
         out.append(f"output {o['path']}  " + " ".join(f"{k}={v}" for k, v in o["params"].items()))
     if verbose:

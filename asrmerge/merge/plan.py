@@ -306,7 +306,7 @@ def duplicates(base: Checkpoint | None, sources: list[Checkpoint], *, strict: bo
 
 
 def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float = 1.0e9,
-            matmul_rate: float | None = None) -> dict[str, Any]:
+            matmul_rate: float | None = None, element_rate: tuple[float, float] | None = None) -> dict[str, Any]:
     """What the merge will do, from headers: each tensor's class, the SVDs, estimated memory and time.
 
     Args:
@@ -315,11 +315,14 @@ def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float = 1.0e9
         io_rate: bytes per second assumed for reading inputs and writing outputs.
         matmul_rate: seconds per multiply-add of a matrix product on one worker; measured on the device if
             None (and only when the algorithm declares products).
+        element_rate: seconds per element of a tensor's element-wise work on one worker (upcasts, checks,
+            task vectors, the algorithm's rule and statistics, the output's rounding), for a tensor merged in
+            memory and for one streamed in row chunks; measured by :func:`measure_element_rate` if None.
 
     On the CPU the work is shared among ``plan.workers`` single-threaded workers, so its time is divided by
     the workers. Counted: the SVDs, the matrix products the algorithm declares (``products=`` in the
-    registry: Newton-Schulz steps, iso-cts's projections, the recombination) and input/output bytes; not
-    counted: element-wise work and iso-cts's per-task spectral norms.
+    registry: Newton-Schulz steps, iso-cts's projections, the recombination), the element-wise work, and
+    input/output bytes; not counted: iso-cts's per-task spectral norms.
 
     A matrix merged in the core space of LoRA factors (``core_rank`` R, docs/algorithms.md section 6.5) has
     the same SVD count, each R x R, plus its two QR bases (m x R and n x R), costed as thin SVDs of those
@@ -332,10 +335,13 @@ def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float = 1.0e9
         svd_rate = measure_svd_rate(inputs.device, inputs.dtype)
     if matmul_rate is None:
         matmul_rate = measure_matmul_rate(inputs.device, inputs.dtype) if plan.algo.products is not None else 0.0
+    if element_rate is None:
+        element_rate = measure_element_rate(plan)
     tensors = []
     svds = 0
     svd_seconds = 0.0
     products = 0.0
+    element_seconds = 0.0
     held = []
     in_core = 0
     for name, info in ref.infos.items():
@@ -357,6 +363,8 @@ def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float = 1.0e9
                 svd_seconds += svd_rate * (svd_units(m, rank) + svd_units(n, rank))
                 in_core += 1
             svds += per_svd
+        streamed = working_set(T, info.numel, inputs.dtype) > plan.budget
+        element_seconds += info.numel * element_rate[1 if streamed else 0] * len(plan.combos) * len(plan.lams)
         held.append(plan.working_set(name))
         tensors.append({"tensor": name, "shape": list(info.shape), "dtype": info.dtype, "class": cls, "svds": per_svd,
                         "core_rank": rank})
@@ -383,9 +391,11 @@ def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float = 1.0e9
         "write_bytes": write_bytes,
         "peak_bytes_estimate": peak + 256 * 2**20,
         "products": products,
-        "seconds_estimate": (svd_seconds + products * matmul_rate) / parallel + (read_bytes + write_bytes) / io_rate,
+        "seconds_estimate": ((svd_seconds + products * matmul_rate + element_seconds) / parallel
+                             + (read_bytes + write_bytes) / io_rate),
         "svd_seconds_estimate": svd_seconds / parallel,
         "product_seconds_estimate": products * matmul_rate / parallel,
+        "element_seconds_estimate": element_seconds / parallel,
     }
 
 
@@ -428,5 +438,51 @@ def measure_matmul_rate(device: torch.device, dtype: torch.dtype, n: int = 512) 
                 torch.cuda.synchronize()
             best = min(best, time.perf_counter() - t0)
         return best / n**3
+    finally:
+        torch.set_num_threads(threads)
+
+
+def measure_element_rate(plan: Plan, n: int = 1 << 19) -> tuple[float, float]:
+    """Seconds per element of one tensor's element-wise merge work on one worker: (merged in memory, streamed
+    in row chunks).
+
+    Timed on a synthetic n-element tensor with the plan's algorithm, parameters, T, stored and compute dtype
+    and device, held in memory (no disk: the bytes read and written are costed apart), of class mean, so a
+    subspace algorithm runs its class-mean rule there; its matrices' SVDs and products are costed apart.
+    Streamed: the same tensor in four row chunks, where statistics take their extra passes.
+    """
+    import time
+
+    from asrmerge.io.tensors import torch_dtype
+    from asrmerge.merge.api import merge as merge_dicts
+
+    inputs = plan.inputs
+    T = inputs.T
+    floats = [i for i in inputs.reference.infos.values() if i.is_float]
+    dtype = torch_dtype(max(floats, key=lambda i: i.numel).dtype) if floats else inputs.dtype
+    rows, cols = n // 1024, 1024
+    g = torch.Generator().manual_seed(0)
+    base = (0.02 * torch.randn(rows, cols, generator=g)).to(dtype)
+    tasks = [(base.float() + 2e-4 * torch.randn(rows, cols, generator=g)).to(dtype) for _ in range(T)]
+    combo = {k: v for k, v in plan.combos[0].items() if k not in plan.algo.fixed}
+    if plan.lams[0] is not None:
+        combo["lam"] = plan.lams[0]
+    threads = torch.get_num_threads()
+    if inputs.device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        rates = []
+        for budget in (4 * working_set(T, n, inputs.dtype), working_set(T, n // 4, inputs.dtype)):
+            best = math.inf
+            for _ in range(2):
+                t0 = time.perf_counter()
+                merge_dicts(plan.algo.name, [{"w": t} for t in tasks], base={"w": base}, params=combo,
+                            policy="*=mean", device=str(inputs.device), compute_dtype=inputs.dtype, budget=budget,
+                            workers=1)
+                if inputs.device.type == "cuda":
+                    torch.cuda.synchronize()
+                best = min(best, time.perf_counter() - t0)
+            rates.append(best / n)
+        return rates[0], rates[1]
     finally:
         torch.set_num_threads(threads)

@@ -66,7 +66,8 @@ def _all(args: list[str], option: str) -> list[str]:
 
 
 def merge_reports(pl: Planner, steps: list[Step], svd_rate: float | None = None,
-                  matmul_rate: float | None = None) -> dict[str, dict[str, Any]]:
+                  matmul_rate: float | None = None,
+                  element_rate: tuple[float, float] | None = None) -> dict[str, dict[str, Any]]:
     """merge's dry-run report for every merge step (by step id), with ``model_bytes``: one output on disk.
 
     ``{chosen}`` (the beta sweep's lambda, chosen on dev later) is the grid's first value: the cost is the same.
@@ -95,7 +96,8 @@ def merge_reports(pl: Planner, steps: list[Step], svd_rate: float | None = None,
                          check_outputs=False)
         plan = make_plan(spec)
         try:
-            report = dry_run(plan, svd_rate=svd_rate, io_rate=IO_RATE, matmul_rate=matmul_rate)
+            report = dry_run(plan, svd_rate=svd_rate, io_rate=IO_RATE, matmul_rate=matmul_rate,
+                             element_rate=element_rate)
             support = sum(len(b) for b in plan.inputs.reference.support_files().values())
         finally:
             plan.close()
