@@ -12,6 +12,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from asrmerge.merge.registry import names
+
 from tests.conftest import AUDIO, cli
 from tests.factory import make_finetune, tensors
 
@@ -293,3 +295,18 @@ def test_dry_run_costs_element_wise_work_per_element_in_memory_or_streamed(tiny_
     io = (rep["read_bytes"] + rep["write_bytes"]) / 1e12
     assert rep["seconds_estimate"] == pytest.approx(rep["element_seconds_estimate"] + io, rel=1e-9)
     assert 0 < mem < 1e-3 and 0 < streamed < 1e-3
+
+
+@pytest.mark.parametrize("algo", sorted(names()))
+def test_the_element_rate_is_timed_for_every_algorithm(algo: str, tiny_base: Path, tiny_fts: list[Path]) -> None:
+    """The dry run's element-wise calibration runs every registered algorithm, with its defaults and T, on its
+    synthetic tensor, in memory and streamed."""
+    from asrmerge.merge.plan import MergeSpec, make_plan, measure_element_rate
+
+    plan = make_plan(MergeSpec(algo=algo, inputs=[str(p) for p in tiny_fts], base=str(tiny_base), device="cpu",
+                               check_outputs=False))
+    try:
+        mem, streamed = measure_element_rate(plan, n=1 << 12)
+    finally:
+        plan.close()
+    assert 0 < mem < 1e-2 and 0 < streamed < 1e-2

@@ -364,7 +364,7 @@ def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float = 1.0e9
                 in_core += 1
             svds += per_svd
         streamed = working_set(T, info.numel, inputs.dtype) > plan.budget
-        element_seconds += info.numel * element_rate[1 if streamed else 0] * len(plan.combos) * len(plan.lams)
+        element_seconds += info.numel * element_rate[1 if streamed else 0] * len(plan.combos)  # lam: finalize only
         held.append(plan.working_set(name))
         tensors.append({"tensor": name, "shape": list(info.shape), "dtype": info.dtype, "class": cls, "svds": per_svd,
                         "core_rank": rank})
