@@ -13,7 +13,6 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from asrmerge.merge.registry import names
-
 from tests.conftest import AUDIO, cli
 from tests.factory import make_finetune, tensors
 
