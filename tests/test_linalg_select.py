@@ -27,10 +27,11 @@ def streams(draw) -> tuple[torch.dtype, list[float], list[int]]:
     return dtype, values, cuts
 
 
-def select(values: torch.Tensor, k: int, cuts: list[int]) -> float:
-    """RadixSelect over the chunks values[cuts[i]:cuts[i+1]] (empty chunks included), as the engine drives it."""
+def select(values: torch.Tensor, k: int, cuts: list[int], collect: int | None = None) -> float:
+    """RadixSelect over the chunks values[cuts[i]:cuts[i+1]] (empty chunks included), as the engine drives it;
+    ``collect=0`` keeps it to the histogram passes."""
     bounds = [0, *cuts, values.numel()]
-    sel = RadixSelect(k, values.dtype)
+    sel = RadixSelect(k, values.dtype) if collect is None else RadixSelect(k, values.dtype, collect=collect)
     while not sel.done:
         sel.start_pass()
         for a, b in zip(bounds[:-1], bounds[1:], strict=True):
@@ -49,20 +50,55 @@ def test_radix_select_and_kth_largest_equal_sorting_for_every_k(data) -> None:
         want = float(ranked[k - 1])
         assert kth_largest(x, k) == want, k  # +0.0 == -0.0: the threshold is a value, not a bit pattern
         assert select(x, k, cuts) == want, (k, cuts)
+        assert select(x, k, cuts, collect=0) == want, (k, cuts)
 
 
 @FEW
 @given(data=streams())
 def test_radix_select_takes_two_passes_in_fp32_and_four_in_fp64(data) -> None:
+    """Histogramming every digit: 2 passes for fp32, 4 for fp64; collecting the first digit's bucket when it
+    is small: 2 passes for both."""
     dtype, values, cuts = data
-    sel = RadixSelect(1, dtype)
-    passes = 0
-    while not sel.done:
-        sel.start_pass()
-        sel.feed(torch.tensor(values, dtype=dtype))
-        sel.end_pass()
-        passes += 1
-    assert passes == (2 if dtype == torch.float32 else 4)
+    for collect, want in ((0, 2 if dtype == torch.float32 else 4), (len(values), 2)):
+        sel = RadixSelect(1, dtype, collect=collect)
+        passes = 0
+        while not sel.done:
+            sel.start_pass()
+            sel.feed(torch.tensor(values, dtype=dtype))
+            sel.end_pass()
+            passes += 1
+        assert passes == want, collect
+
+
+def test_a_bucket_larger_than_collect_goes_on_histogramming() -> None:
+    """2000 copies of one value fill one bucket: with collect = 1000 the selection keeps to the radix digits
+    (two passes in fp32, four in fp64) and still finds every rank."""
+    x = torch.cat([torch.full((2000,), 0.25), torch.linspace(1.0, 2.0, 50), -torch.linspace(1.0, 2.0, 50)])
+    for dtype in DTYPES:
+        v = x.to(dtype)
+        ranked = torch.sort(v, descending=True).values
+        for k in (1, 50, 51, 1000, 2050, 2051, 2100):
+            sel = RadixSelect(k, dtype, collect=1000)
+            passes = 0
+            while not sel.done:
+                sel.start_pass()
+                for chunk in v.split(333):
+                    sel.feed(chunk)
+                sel.end_pass()
+                passes += 1
+            assert sel.value == float(ranked[k - 1]), (dtype, k)
+            assert passes == (2 if dtype == torch.float32 or k <= 50 or k > 2050 else 4), (dtype, k)
+
+
+def test_the_bucket_just_below_zero_does_not_admit_zeros() -> None:
+    """The bucket of the smallest negative values ends at -0.0's key, which no element has; collecting it must
+    not take in the +0.0 and -0.0 elements of the bucket above it."""
+    for dtype in DTYPES:
+        tiny = float(torch.finfo(dtype).smallest_normal) * 2.0 ** -(23 if dtype == torch.float32 else 52)
+        x = torch.tensor([0.0, -0.0, 0.0, 5.0, -tiny, -3 * tiny, -1.0], dtype=dtype)
+        ranked = torch.sort(x, descending=True).values
+        for k in range(1, 8):
+            assert select(x, k, [2, 5]) == float(ranked[k - 1]), (dtype, k)
 
 
 def test_radix_select_by_hand() -> None:

@@ -40,6 +40,43 @@ def test_streaming_in_row_chunks_equals_in_memory(algo: str) -> None:
     close(whole, chunked)
 
 
+@pytest.mark.parametrize("algo", names())
+def test_cache_blocks_equal_the_whole_tensor_bit_for_bit(algo: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On the CPU an element-wise rule runs over row blocks that fit the cache (engine.block_rows); blocks of
+    one to a few rows give exactly the values of one evaluation over the whole tensor, within the budget or
+    beyond it."""
+    from asrmerge.merge import engine
+
+    base, fts = make(T=4, seed=7)
+    params = {"seed": 5} if algo.startswith("dare") else {}
+    monkeypatch.setattr(engine, "BLOCK_BYTES", 1 << 40)
+    whole = merge(algo, fts, base=base, params=params)
+    streamed = merge(algo, fts, base=base, params=params, budget=600)
+    monkeypatch.setattr(engine, "BLOCK_BYTES", 2000)
+    for budget in (None, 600):
+        blocked = merge(algo, fts, base=base, params=params, **({"budget": budget} if budget else {}))
+        ref = whole if budget is None else streamed
+        for n in whole:
+            assert torch.equal(blocked[n], ref[n]), (n, budget)
+
+
+def test_cache_blocks_split_large_tensors_on_the_cpu_only() -> None:
+    """A large-v3 FFN matrix at T = 10 runs in blocks whose working set is within BLOCK_BYTES; a bias runs
+    whole; on a GPU every tensor is one block."""
+    from types import SimpleNamespace
+
+    from asrmerge.merge.engine import BLOCK_BYTES, block_rows
+    from asrmerge.merge.operands import working_set
+
+    cpu = SimpleNamespace(inputs=SimpleNamespace(T=10, dtype=torch.float32, device=torch.device("cpu")))
+    rows = block_rows(cpu, (5120, 1280))  # type: ignore[arg-type]
+    assert 1 < rows < 5120
+    assert working_set(10, rows * 1280, torch.float32) <= BLOCK_BYTES < working_set(10, (rows + 1) * 1280, torch.float32)
+    assert block_rows(cpu, (1280,)) >= 1280  # type: ignore[arg-type]
+    gpu = SimpleNamespace(inputs=SimpleNamespace(T=10, dtype=torch.float32, device=torch.device("cuda")))
+    assert block_rows(gpu, (5120, 1280)) == 5120  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize("algo,params", [("ties", {"density": 0.3}), ("pcb", {"ratio": 0.2}),
                                          ("dare-ties", {"density": 0.5, "rescale": "l1"})])
 def test_model_scope_is_one_statistic_over_the_model(algo: str, params: dict) -> None:

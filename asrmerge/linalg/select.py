@@ -4,7 +4,10 @@
 docs/algorithms.md section 1). Over a stream too large to hold, :class:`RadixSelect` finds the same value
 exactly by radix selection on order-preserving integer keys of the floats: each pass histograms one
 16-bit digit of the elements that share the digits already fixed, so fp32 needs two passes and fp64 four,
-with 65536 counters of memory whatever the stream's length.
+with 65536 counters of memory whatever the stream's length. Where the first pass leaves at most
+``COLLECT`` elements in the wanted digit's bucket (a value interval), the second pass instead collects
+them by two float comparisons each and selects among them: the same value in two passes for any float
+width, cheaper per element than keying the whole stream again.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ DIGIT = 16
 BINS = 1 << DIGIT
 
 
+COLLECT = 1 << 22  # most elements RadixSelect's second pass collects instead of histogramming (16 MiB of fp32)
 SAMPLE = 1 << 16  # sample size of the bracketing selection
 BRACKET_MIN = 1 << 20  # below this many elements a plain selection is as fast
 
@@ -98,7 +102,7 @@ class RadixSelect:
     ``sel.value``.
     """
 
-    def __init__(self, k: int, dtype: torch.dtype) -> None:
+    def __init__(self, k: int, dtype: torch.dtype, collect: int = COLLECT) -> None:
         self.k = k  # rank still to find inside the current prefix, counted from the top
         self.dtype = dtype
         self.bits = 64 if dtype == torch.float64 else 32
@@ -106,10 +110,14 @@ class RadixSelect:
         self.prefix = 0  # fixed high digits (as an unsigned key)
         self.hist: Tensor | None = None
         self.count = 0
+        self.collect = collect
+        self.bucket: tuple[float, float] | None = None  # [lo, hi] of the first digit's bucket, in collect mode
+        self.found: list[Tensor] = []
+        self._value: float | None = None
 
     @property
     def done(self) -> bool:
-        return self.shift < 0
+        return self._value is not None or self.shift < 0
 
     def _ukeys(self, values: Tensor) -> Tensor:
         keys = _keys(values.to(self.dtype) if values.dtype != self.dtype else values)
@@ -121,6 +129,10 @@ class RadixSelect:
         self.hist = torch.zeros(BINS, dtype=torch.int64)
 
     def feed(self, values: Tensor) -> None:
+        if self.bucket is not None:
+            v = values.reshape(-1).to(self.dtype)
+            self.found.append(v[(v >= self.bucket[0]) & (v <= self.bucket[1])])
+            return
         assert self.hist is not None
         u = self._ukeys(values)
         self.count += u.numel() if self.shift == self.bits - DIGIT else 0
@@ -131,19 +143,43 @@ class RadixSelect:
         self.hist += torch.bincount(digit, minlength=BINS).cpu()
 
     def end_pass(self) -> None:
+        if self.bucket is not None:
+            cand = torch.cat(self.found)
+            self.found = []
+            if cand.numel() < self.k:
+                raise RuntimeError("the stream changed between passes")
+            self._value = float(torch.kthvalue(cand, cand.numel() - self.k + 1).values)
+            return
         assert self.hist is not None
-        if self.shift == self.bits - DIGIT and not 1 <= self.k <= self.count:
+        first = self.shift == self.bits - DIGIT
+        if first and not 1 <= self.k <= self.count:
             raise ValueError(f"k={self.k} outside 1..{self.count}")
         above = torch.flip(self.hist, [0]).cumsum(0)  # above[j]: elements in the top j+1 digit values
         j = int(torch.searchsorted(above, torch.tensor(self.k)))
         digit = BINS - 1 - j
         self.k -= int(above[j - 1]) if j > 0 else 0
+        in_bucket = int(self.hist[digit])
         self.prefix = (self.prefix << DIGIT) | digit
         self.shift -= DIGIT
         self.hist = None
+        if first and in_bucket <= self.collect:
+            low = self.prefix << (self.shift + DIGIT)
+            high = low + (1 << (self.shift + DIGIT)) - 1
+            if high == (1 << (self.bits - 1)) - 1:  # the key of -0.0, which no element has (it is +0.0's):
+                high -= 1  # as a float bound it would admit +0.0, so stop at the negative value below it
+            lo, hi = self._key_value(low), self._key_value(high)
+            if math.isfinite(lo) and math.isfinite(hi):  # not the bucket of inf and NaN bit patterns
+                self.bucket = (lo, hi)
+
+    def _key_value(self, ukey: int) -> float:
+        """The float whose unsigned key is ``ukey`` (a full-width key)."""
+        key = ukey - (1 << (self.bits - 1))
+        return _from_key(key, self.dtype)
 
     @property
     def value(self) -> float:
+        if self._value is not None:
+            return self._value
         if not self.done:
             raise RuntimeError("selection is not finished")
         key = self.prefix - (1 << (self.bits - 1)) if self.bits == 32 else self.prefix ^ (1 << 63)

@@ -4,7 +4,8 @@ Peak memory is one tensor's working set (its inputs in the compute dtype, the al
 the output buffers), whatever T is: tensors whose working set exceeds the budget are streamed in row
 chunks, with the statistics element-wise algorithms need computed exactly in extra passes
 (:mod:`asrmerge.merge.stream`). ``scope=model`` statistics stream over the whole model the same way
-before the merge pass. A parameter sweep computes each decomposition once and writes every lambda.
+before the merge pass. On the CPU an element-wise rule runs over cache-sized row blocks (``block_rows``)
+even where the tensor fits. A parameter sweep computes each decomposition once and writes every lambda.
 
 Where every input gives a matrix as LoRA factors (adapters), the subspace algorithms with a core rule compute
 it on the small cores of the factors and lift the result (docs/algorithms.md section 6.5), without forming
@@ -49,6 +50,24 @@ def chunk_rows(plan: Plan, shape: tuple[int, ...]) -> int:
     """Rows per chunk so that one chunk's working set stays within the budget."""
     per_row = working_set(plan.inputs.T, max(1, math.prod(shape) // max(1, _rows(shape))), plan.inputs.dtype)
     return max(1, plan.budget // per_row)
+
+
+BLOCK_BYTES = 16 << 20
+"""Working set of one cache block of an element-wise rule on the CPU (working_set's count); see block_rows."""
+
+
+def block_rows(plan: Plan, shape: tuple[int, ...]) -> int:
+    """Rows per block an element-wise rule runs over on the CPU, whether or not the tensor fits the budget.
+
+    A rule's passes over T task-sized temporaries then stay in the processor's cache instead of streaming
+    through main memory on every pass; the values are those of the whole-tensor evaluation, bit for bit
+    (rules are element-wise, and DARE's draws are the same in any row chunking). On other devices, where
+    large kernels pay, the whole tensor (or the budget's chunk) is one block.
+    """
+    if plan.inputs.device.type != "cpu":
+        return _rows(shape)
+    per_row = working_set(plan.inputs.T, max(1, math.prod(shape) // max(1, _rows(shape))), plan.inputs.dtype)
+    return max(1, BLOCK_BYTES // per_row)
 
 
 def _chunks(plan: Plan, name: str, step: int) -> Iterator[tuple[int, int]]:
@@ -177,7 +196,8 @@ def _rule_from_stats(plan: Plan, name: str, cls: str, tasks: Operands, combo: di
 
 def _rule_pieces(plan: Plan, name: str, cls: str, tasks: Operands, rule: Rule) -> Iterator[Piece]:
     """``rule`` over the whole tensor (reusing ``tasks``' cache when it fits), else over its chunks."""
-    if not tasks.cache:
+    if not tasks.cache or block_rows(plan, tasks.full_shape) < _rows(tasks.full_shape):
+        tasks.release()
         yield from _stream_rule(plan, name, cls, rule)
         return
     yield None, rule(tasks), tasks.base() if plan.inputs.base is not None else None
@@ -185,14 +205,16 @@ def _rule_pieces(plan: Plan, name: str, cls: str, tasks: Operands, rule: Rule) -
 
 
 def _stream_rule(plan: Plan, name: str, cls: str, rule: Rule) -> Iterator[Piece]:
+    """``rule`` over the tensor in row chunks: the budget's, or the CPU's cache blocks (block_rows)."""
     inputs = plan.inputs
     shape = inputs.reference.infos[name].shape
-    if _fits(plan, shape):
+    step = min(chunk_rows(plan, shape), block_rows(plan, shape))
+    if step >= _rows(shape):
         c = Operands(inputs, name, cls)
         yield None, rule(c), c.base() if inputs.base is not None else None
         return
     draws = Draws(name)
-    for rows in _chunks(plan, name, chunk_rows(plan, shape)):
+    for rows in _chunks(plan, name, step):
         c = Operands(inputs, name, cls, rows=rows, draws=draws, cache=True)
         yield rows, rule(c), c.base() if inputs.base is not None else None
 
