@@ -194,8 +194,30 @@ def test_a_re_estimated_dry_run_is_marked_in_the_table():
         return {"T": 10, "algo": algo, "ours": {"wall": 100.0, "rss": 900.0, "anon": 800.0}, "out_mib": 2944.0,
                 "io_floor": 10.0, "svd_floor": None, "dry_run": {**dry, "peak_mib": 1419.0}}
 
-    text = table([row("ta", {"seconds": 90.0}),
+    text = table([{**row("ta", {"seconds": 90.0}), "warmed": True},
                   row("ties", {"seconds": 80.0, "re_estimated": {"commit": "abc1234", "date": "2026-12-07"}})])
     assert "| 10 | ta | 100.0 |" in text and "| 90.0 | 0.90 |" in text
     assert "| 80.0* | 0.80 |" in text
     assert "re-estimate`, commit abc1234, 2026-12-07) against the time its own run measured" in text
+    assert "| 10 | ties | 100.0† |" in text and "† measured before the harness warmed the page cache" in text
+
+
+def test_a_row_measured_again_without_peers_keeps_the_peer_it_replaces():
+    from tests.bench.bench_merge import keep_peers
+    from tests.bench.large_rows import table
+
+    run = {"cmd": "python -m tests.bench.bench_merge ...", "commit": "abc1234", "date": "2026-12-07"}
+    peer = {"wall": 300.0, "rss": 9000.0, "anon": 8000.0, "cap_mib": 20480.0, "cap_kind": "anon",
+            "progress": {"tensors_done": 1259}}
+    earlier = [{"shape": "large-v3", "T": 10, "algo": "ties", "peer_name": "mergekit", "peer": peer, "diff": 0.0,
+                "run": run},
+               {"shape": "large-v3", "T": 10, "algo": "ta", "run": run}]
+    fresh = {"shape": "large-v3", "T": 10, "algo": "ties", "warmed": True, "io_floor": 10.0, "svd_floor": None,
+             "ours": {"wall": 100.0, "rss": 900.0, "anon": 800.0}, "out_mib": 2944.0,
+             "dry_run": {"seconds": 90.0, "peak_mib": 1419.0}}
+    other = {**fresh, "algo": "ta"}
+    keep_peers([fresh, other], earlier)
+    assert fresh["peer"] is peer and fresh["peer_run"] == run and "peer" not in other
+    text = table([fresh])
+    assert "| 10 | ties | mergekit | 20 (anon) | 300.0 | 9000 | 8000 | 100.0 | 3.00x | finished (1259 tensors; " \
+           "peer run of commit abc1234) | 0.0e+00 |" in text

@@ -106,6 +106,13 @@ def agreement(algo: str, a: Path, b: Path) -> float:
     return worst
 
 
+def warm(files: list[Path]) -> None:
+    """Read every file once, in order, so each measured run starts from the same page cache: all of the
+    inputs where they fit in memory, else the last ones read (the state the read+write floor starts from)."""
+    for p in files:
+        subprocess.run(["cat", str(p)], stdout=subprocess.DEVNULL, check=True)
+
+
 def io_floor(files: list[Path], out_bytes: int, work: Path) -> float:
     """Seconds to read every input once (page cache warm) and write (and fsync) the output once."""
     script = (
@@ -120,8 +127,7 @@ def io_floor(files: list[Path], out_bytes: int, work: Path) -> float:
         "        k=min(n,len(buf)); f.write(memoryview(buf)[:k]); n-=k\n"
         "    f.flush(); os.fsync(f.fileno())\n"
         "os.unlink(out)\n")
-    for p in files:  # warm the page cache
-        subprocess.run(["cat", str(p)], stdout=subprocess.DEVNULL, check=True)
+    warm(files)
     m = measure([sys.executable, "-c", script, str(out_bytes), *map(str, files)], env={**os.environ, "FLOOR_DIR": str(work)})
     return m.wall_s
 
@@ -296,6 +302,16 @@ def large_section() -> str:
             + goals(rows, heading="### Large-v3 goals"))
 
 
+def keep_peers(rows: list[dict], earlier: list[dict]) -> None:
+    """Give each row without a peer the peer columns of the earlier row it replaces, with that run named."""
+    old = {(e.get("shape"), e["T"], e["algo"]): e for e in earlier}
+    for r in rows:
+        e = old.get((r.get("shape"), r["T"], r["algo"]))
+        if e and "peer" in e and "peer" not in r:
+            r.update({k: e[k] for k in ("peer_name", "peer", "diff") if k in e})
+            r["peer_run"] = e.get("peer_run", e.get("run"))
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shapes", default="base,small", help="base, small, or large-v3 (on its own)")
@@ -309,6 +325,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--append", action="store_true",
                     help="keep the rows already in the results (OUT with .json) and add this run's (a row "
                     "of the same shape, T and algorithm replaces the earlier one)")
+    ap.add_argument("--keep-peers", action="store_true",
+                    help="with --append --no-peers: a row measured again keeps the peer columns of the row it "
+                    "replaces (marked with that run's commit), for a change on our side only")
     ap.add_argument("--report", action="store_true",
                     help="write OUT again from the rows in OUT with .json, without running anything")
     ap.add_argument("--re-estimate", action="store_true",
@@ -321,6 +340,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--timeout", type=float, default=6 * 3600, help="large-v3: seconds per run before it is killed")
     ap.add_argument("--note", default="", help="a remark on the run kept with its rows (e.g. 'quiet machine')")
     a = ap.parse_args(argv)
+    if a.keep_peers and not (a.append and a.no_peers):
+        raise SystemExit("bench_merge: --keep-peers goes with --append --no-peers")
     shapes = a.shapes.split(",")
     large = "large-v3" in shapes
     if large and (shapes != ["large-v3"] or a.device != "cpu"):
@@ -351,6 +372,8 @@ def main(argv: list[str] | None = None) -> None:
             r.setdefault("run", {"cmd": cmd, "commit": commit, "date": time.strftime("%Y-%m-%d"),
                                  **({"note": a.note} if a.note else {})})
         fresh = {(r.get("shape"), r["T"], r["algo"]) for r in rows}  # a row measured again replaces the old one
+        if a.keep_peers:
+            keep_peers(rows, earlier)
         rows = [e for e in earlier if (e.get("shape"), e["T"], e["algo"]) not in fresh] + rows
         if large:
             from tests.bench.large_rows import report

@@ -101,6 +101,9 @@ def _mem(w: Watched) -> dict:
 
 
 def ours(algo: str, base: Path, fts: list[Path], out: Path, params: list[str], timeout: float) -> dict:
+    from tests.bench.bench_merge import warm
+
+    warm([base, *fts])
     w = watch(merge_cmd(algo, base, fts, out, params), env=_env(), timeout=timeout)
     if w.returncode != 0:
         raise SystemExit(f"asrmerge failed: {w.stderr[-2000:]}")
@@ -218,7 +221,7 @@ def run(tasks: list[int], algos: list[str], *, with_peers: bool, cap: int = CAP,
         inputs: Callable[[int], tuple[Path, list[Path]]] = large_v3.ensure) -> list[dict]:
     """Measure every (T, algorithm) on the large-v3 inputs (``inputs(T)``: the base and at least T fine-tunes);
     ``each(rows)`` after every row."""
-    from tests.bench.bench_merge import PEERS, SVD_FAMILY, io_floor, startup, svd_floor
+    from tests.bench.bench_merge import PEERS, SVD_FAMILY, io_floor, startup, svd_floor, warm
 
     rows: list[dict] = []
     start = startup()
@@ -237,7 +240,7 @@ def run(tasks: list[int], algos: list[str], *, with_peers: bool, cap: int = CAP,
             r: dict = {"shape": "large-v3", "T": T, "algo": algo, "startup": start,
                        "inputs": [p.name for p in [base, *fts]], "in_mib": in_bytes / 2**20,
                        "dry_run": dry_run(algo, base, fts, mine, params),
-                       "ours": ours(algo, base, fts, mine, params, timeout)}
+                       "ours": ours(algo, base, fts, mine, params, timeout), "warmed": True}
             out_bytes = mine.stat().st_size
             r["out_mib"] = out_bytes / 2**20
             if out_bytes not in floors:
@@ -248,6 +251,7 @@ def run(tasks: list[int], algos: list[str], *, with_peers: bool, cap: int = CAP,
                 theirs = work / f"peer-{algo}" if PEERS[algo][0] == "mergekit" else work / f"peer-{algo}.safetensors"
                 name, job = peer_job(algo, base, fts, theirs, work)
                 r["peer_name"] = name
+                warm([base, *fts])
                 r["peer"] = run_peer_probe(name, job, T=T, cap=cap, timeout=timeout, cap_kind=cap_kind)
                 r["diff"] = None if "error" in r["peer"] or not theirs.exists() else agreement(mine, theirs)
                 _remove(theirs)
@@ -274,6 +278,7 @@ def table(rows: list[dict]) -> str:
          "SVD floor s | x floor | dry-run s | dry-run / measured | dry-run peak MiB |",
          "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     again = {}
+    cold = False
     for r in rows:
         o, d = r["ours"], r["dry_run"]
         floor = max(r["io_floor"], r["svd_floor"] or 0.0)
@@ -281,13 +286,19 @@ def table(rows: list[dict]) -> str:
         if "re_estimated" in d:
             again[d["re_estimated"]["commit"]] = d["re_estimated"]["date"]
             mark = "*"
-        a.append(f"| {r['T']} | {r['algo']} | {o['wall']:.1f} | {o['rss']:.0f} | {o['anon']:.0f} | "
+        cache = "" if r.get("warmed") else "†"
+        cold = cold or not r.get("warmed")
+        a.append(f"| {r['T']} | {r['algo']} | {o['wall']:.1f}{cache} | {o['rss']:.0f} | {o['anon']:.0f} | "
                  f"{r['out_mib']:.0f} | {r['io_floor']:.1f} | {_f(r['svd_floor'])} | {o['wall'] / floor:.2f} | "
                  f"{d['seconds']:.1f}{mark} | {d['seconds'] / o['wall']:.2f} | {d['peak_mib']:.0f} |")
     if again:
         a.append("")
         a.append("\\* the dry run of that row estimated again with a later asrmerge (`--re-estimate`, commit "
                  + ", ".join(f"{c}, {d}" for c, d in again.items()) + ") against the time its own run measured.")
+    if cold:
+        a.append("")
+        a.append("† measured before the harness warmed the page cache ahead of every run: that run (and its peer) "
+                 "started from whatever the previous step left cached.")
     b = ["| T | algorithm | peer | cap GiB | peer s | peer RSS MiB | peer anon MiB | asrmerge s | speed-up | "
          "how far the peer got | max rel. diff |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     notes = []
@@ -296,19 +307,20 @@ def table(rows: list[dict]) -> str:
         if not p:
             continue
         g = p.get("progress", {})
+        when = f"; peer run of commit {r['peer_run']['commit']}" if r.get("peer_run") else ""
         if "error" in p:
             far = (f"failed at {g.get('last_t', 0):.0f} s: "
                    + (f"{g.get('loaded', 0)}/{g.get('files')} files loaded, {g.get('taskvecs', 0)} task vectors, "
                       if r["peer_name"] == "fusion_bench" else "")
                    + f"{g.get('tensors_done', 0)} tensors done, {g.get('last_anon_mb', 0):.0f} MiB anon at its last "
-                   f"event ({g.get('last_event', '?')}), {p.get('last_anon', 0):.0f} MiB at the last sample")
+                   f"event ({g.get('last_event', '?')}), {p.get('last_anon', 0):.0f} MiB at the last sample{when}")
             notes.append(f"{r['peer_name']} on large-v3 T={r['T']} {r['algo']}: `{p['error']}`")
             b.append(f"| {r['T']} | {r['algo']} | {r['peer_name']} (failed) | {_cap(p)} | — | "
                      f"{_f(p.get('rss'), '.0f')} | {_f(p.get('anon'), '.0f')} | {r['ours']['wall']:.1f} | — | {far} | — |")
         else:
             b.append(f"| {r['T']} | {r['algo']} | {r['peer_name']} | {_cap(p)} | {p['wall']:.1f} | "
                      f"{p['rss']:.0f} | {p['anon']:.0f} | {r['ours']['wall']:.1f} | {p['wall'] / r['ours']['wall']:.2f}x | "
-                     f"finished ({g.get('tensors_done', '?')} tensors) | {_f(r.get('diff'), '.1e')} |")
+                     f"finished ({g.get('tensors_done', '?')} tensors{when}) | {_f(r.get('diff'), '.1e')} |")
     return "\n".join(a) + "\n\n" + ("\n".join(b) + "\n" if len(b) > 2 else "") + (
         "\n" + "\n".join(f"- {n}" for n in notes) + "\n" if notes else "")
 
@@ -326,7 +338,9 @@ def report(rows: list[dict], runs: list[str], in_progress: bool) -> str:
         "parameters, fp16 files of 3.09 GB; task vectors with the study's spectra, see large-v3-spectra.md), "
         "cached in `$ASRMERGE_BENCH_CACHE/large-v3/` (default `~/.cache/asrmerge/bench/large-v3/`).", "",
         "Wall time includes process start and imports. Peak RSS: the process's ru_maxrss, which counts the pages "
-        "of the memory-mapped inputs it touched; peak anon: RssAnon summed over the process tree, sampled every "
+        "of the memory-mapped inputs it touched; every run (asrmerge, the peer, the read+write floor) starts right "
+        "after every input was read once in order, so all three find the same page cache (the inputs outrun "
+        "RAM at T = 10: the last ones read); peak anon: RssAnon summed over the process tree, sampled every "
         "0.1 s (what it allocated). Floors: read+write = every input read once and the output written once "
         "(fsync); SVD = the exact decompositions the algorithm needs at this machine's measured rate; x floor is "
         "against the larger of the two. Dry-run: `asrmerge merge --dry-run --json` on the same command. Peers run "
