@@ -221,3 +221,25 @@ def test_a_row_measured_again_without_peers_keeps_the_peer_it_replaces():
     text = table([fresh])
     assert "| 10 | ties | mergekit | 20 (anon) | 300.0 | 9000 | 8000 | 100.0 | 3.00x | finished (1259 tensors; " \
            "peer run of commit abc1234) | 0.0e+00 |" in text
+
+
+def test_agreement_names_the_tensor_with_the_largest_difference(tmp_path):
+    from safetensors.torch import save_file
+
+    from tests.bench.large_rows import agreement, table
+
+    ours = {"model.a": torch.ones(4, 4), "model.b": torch.full((8,), 0.01)}
+    peer = {"a": torch.ones(4, 4), "b": torch.full((8,), 0.01)}
+    peer["a"][0, 0] = 1.001  # 1e-3 of max |peer| = 1.001
+    peer["b"][:2] = 0.0105  # 0.0005 / 0.0105: the worst
+    save_file(ours, str(tmp_path / "ours.safetensors"))
+    save_file(peer, str(tmp_path / "peer.safetensors"))
+    where: dict = {}
+    d = agreement(tmp_path / "ours.safetensors", tmp_path / "peer.safetensors", where)
+    assert abs(d - 0.0005 / 0.0105) < 1e-6
+    assert where == {"tensor": "model.b", "differ": 2, "numel": 8}
+    row = {"T": 2, "algo": "ties", "warmed": True, "io_floor": 1.0, "svd_floor": None, "out_mib": 1.0,
+           "ours": {"wall": 1.0, "rss": 1.0, "anon": 1.0}, "dry_run": {"seconds": 1.0, "peak_mib": 1.0},
+           "peer_name": "mergekit", "diff": d, "diff_where": where,
+           "peer": {"wall": 2.0, "rss": 1.0, "anon": 1.0, "cap_mib": 1024.0, "progress": {"tensors_done": 2}}}
+    assert "mergekit on large-v3 T=2 ties: the max rel. diff is in `model.b`, where 2 of 8 entries differ" in table([row])

@@ -308,7 +308,7 @@ def keep_peers(rows: list[dict], earlier: list[dict]) -> None:
     for r in rows:
         e = old.get((r.get("shape"), r["T"], r["algo"]))
         if e and "peer" in e and "peer" not in r:
-            r.update({k: e[k] for k in ("peer_name", "peer", "diff") if k in e})
+            r.update({k: e[k] for k in ("peer_name", "peer", "diff", "diff_where") if k in e})
             r["peer_run"] = e.get("peer_run", e.get("run"))
 
 

@@ -194,8 +194,9 @@ def _tensors(path: Path) -> dict[str, Path]:
     return names
 
 
-def agreement(mine: Path, theirs: Path) -> float:
-    """max over tensors of max |ours - peer| / max |peer|, one tensor at a time (outputs of several GB)."""
+def agreement(mine: Path, theirs: Path, where: dict | None = None) -> float:
+    """max over tensors of max |ours - peer| / max |peer|, one tensor at a time (outputs of several GB);
+    ``where`` receives the worst tensor's name, how many of its entries differ, and its size."""
     a, b = _tensors(mine), _tensors(theirs)
     worst = 0.0
     for name, f in b.items():
@@ -204,7 +205,10 @@ def agreement(mine: Path, theirs: Path) -> float:
             continue
         with safe_open(str(a[key]), "pt") as ha, safe_open(str(f), "pt") as hb:
             x, y = ha.get_tensor(key).double(), hb.get_tensor(name).double()
-        worst = max(worst, float((x - y).abs().max()) / max(float(y.abs().max()), 1e-30))
+        d = float((x - y).abs().max()) / max(float(y.abs().max()), 1e-30)
+        if d > worst and where is not None:
+            where.update(tensor=key, differ=int((x != y).sum()), numel=x.numel())
+        worst = max(worst, d)
     return worst
 
 
@@ -253,7 +257,10 @@ def run(tasks: list[int], algos: list[str], *, with_peers: bool, cap: int = CAP,
                 r["peer_name"] = name
                 warm([base, *fts])
                 r["peer"] = run_peer_probe(name, job, T=T, cap=cap, timeout=timeout, cap_kind=cap_kind)
-                r["diff"] = None if "error" in r["peer"] or not theirs.exists() else agreement(mine, theirs)
+                where: dict = {}
+                r["diff"] = None if "error" in r["peer"] or not theirs.exists() else agreement(mine, theirs, where)
+                if where:
+                    r["diff_where"] = where
                 _remove(theirs)
                 for cfg in work.glob("*.yaml"):
                     cfg.unlink()
@@ -321,6 +328,10 @@ def table(rows: list[dict]) -> str:
             b.append(f"| {r['T']} | {r['algo']} | {r['peer_name']} | {_cap(p)} | {p['wall']:.1f} | "
                      f"{p['rss']:.0f} | {p['anon']:.0f} | {r['ours']['wall']:.1f} | {p['wall'] / r['ours']['wall']:.2f}x | "
                      f"finished ({g.get('tensors_done', '?')} tensors{when}) | {_f(r.get('diff'), '.1e')} |")
+            if r.get("diff_where") and r.get("diff"):
+                w = r["diff_where"]
+                notes.append(f"{r['peer_name']} on large-v3 T={r['T']} {r['algo']}: the max rel. diff is in "
+                             f"`{w['tensor']}`, where {w['differ']} of {w['numel']} entries differ")
     return "\n".join(a) + "\n\n" + ("\n".join(b) + "\n" if len(b) > 2 else "") + (
         "\n" + "\n".join(f"- {n}" for n in notes) + "\n" if notes else "")
 
