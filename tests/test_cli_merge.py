@@ -266,16 +266,23 @@ def test_dry_run_time_counts_tall_svds_by_qr_and_shares_them_among_workers(tiny_
 
 def test_dry_run_costs_element_wise_work_per_element_in_memory_or_streamed(tiny_base: Path, tiny_fts: list[Path]) -> None:
     """Each tensor's element-wise work costs its element count at the in-memory rate, or at the streamed rate
-    when its working set exceeds --memory; a sweep pays it per output; workers share it."""
+    when its statistics' working set (ties: (T + 6) x numel) exceeds --memory; a sweep pays it per output;
+    workers share it."""
     import torch
 
     from asrmerge.merge.operands import working_set
-    from asrmerge.merge.plan import MergeSpec, dry_run, make_plan, measure_element_rate
+    from asrmerge.merge.plan import MergeSpec, Plan, dry_run, make_plan, measure_element_rate
 
-    budget = 64 << 10
-    plan = make_plan(MergeSpec(algo="ties", inputs=[str(p) for p in tiny_fts], base=str(tiny_base), device="cpu",
-                               params=["density=0.2,0.5"], output="m-{density}.st", workers=2, budget=budget,
-                               check_outputs=False))
+    def planned(budget: int) -> Plan:
+        return make_plan(MergeSpec(algo="ties", inputs=[str(p) for p in tiny_fts], base=str(tiny_base),
+                                   device="cpu", params=["density=0.2,0.5"], output="m-{density}.st", workers=2,
+                                   budget=budget, check_outputs=False))
+
+    plan = planned(1 << 30)  # the budget of the second-largest tensor's statistics
+    sizes = sorted({info.numel for info in plan.inputs.reference.infos.values()})
+    plan.close()
+    budget = working_set(len(tiny_fts), sizes[-2], torch.float32, 1, 6)
+    plan = planned(budget)
     try:
         rep = dry_run(plan, svd_rate=1e-9, matmul_rate=0.0, io_rate=1e12, element_rate=(1e-9, 3e-9))
         threads = torch.get_num_threads()
@@ -284,11 +291,17 @@ def test_dry_run_costs_element_wise_work_per_element_in_memory_or_streamed(tiny_
     finally:
         plan.close()
     T = len(tiny_fts)
+
+    def streamed_stats(numel: int) -> bool:  # ties' statistics hold (T + 6) x numel (registry stats_set)
+        return working_set(T, numel, torch.float32, 1, 6) > budget
+
     expected = 0.0
     for t in rep["tensors"]:
         numel = math.prod(t["shape"])
-        expected += numel * (3e-9 if working_set(T, numel, torch.float32) > budget else 1e-9)
-    assert any(working_set(T, math.prod(t["shape"]), torch.float32) > budget for t in rep["tensors"])
+        expected += numel * (3e-9 if streamed_stats(numel) else 1e-9)
+    assert any(streamed_stats(math.prod(t["shape"])) for t in rep["tensors"])
+    assert any(not streamed_stats(n) and working_set(T, n, torch.float32) > budget
+               for n in (math.prod(t["shape"]) for t in rep["tensors"]))
     # two outputs of the sweep, two workers
     assert rep["element_seconds_estimate"] == pytest.approx(2 * expected / 2, rel=1e-9)
     io = (rep["read_bytes"] + rep["write_bytes"]) / 1e12

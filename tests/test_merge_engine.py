@@ -60,6 +60,58 @@ def test_cache_blocks_equal_the_whole_tensor_bit_for_bit(algo: str, monkeypatch:
             assert torch.equal(blocked[n], ref[n]), (n, budget)
 
 
+@pytest.mark.parametrize("algo,params", [("ties", {"density": 0.3}), ("pcb", {"ratio": 0.2})])
+def test_statistics_in_memory_read_each_input_once(algo: str, params: dict[str, float],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where a stats algorithm's statistics set (the registry's stats_set) fits the budget but its rule's full
+    working set does not, the statistics are taken in memory and the rule runs over row chunks that slice
+    the cached task vectors: each input is read once, and the values are the whole-tensor merge's to the
+    bit. A budget below the statistics set streams them and reads again."""
+    from asrmerge.merge.operands import Inputs, working_set
+    from asrmerge.merge.registry import get
+
+    T, name = 4, "model.decoder.embed_tokens.weight"
+    base, fts = make(T=T, seed=3)
+    numel = base[name].numel()
+    per_task, fixed = get(algo).stats_set
+    stats_bytes = working_set(T, numel, torch.float32, per_task, fixed)
+    assert stats_bytes < working_set(T, numel, torch.float32)
+    reads: list[tuple[int, int] | None] = []
+    real = Inputs.read
+
+    def counting(self: Inputs, ckpt: object, n: str, rows: tuple[int, int] | None, **kw: object) -> torch.Tensor:
+        if n == name:
+            reads.append(rows)
+        return real(self, ckpt, n, rows, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Inputs, "read", counting)
+    whole = merge(algo, fts, base=base, params=params)
+    assert reads == [None] * (T + 1)
+    reads.clear()
+    sliced = merge(algo, fts, base=base, params=params, budget=stats_bytes)
+    assert reads == [None] * (T + 1)
+    assert torch.equal(sliced[name], whole[name])
+    reads.clear()
+    streamed = merge(algo, fts, base=base, params=params, budget=stats_bytes - 1)
+    assert len(reads) > 2 * (T + 1) and None not in reads
+    close(streamed, whole)
+
+
+def test_in_memory_order_statistics_take_the_scope_as_one_chunk() -> None:
+    """An in-memory KthLargest selects as its one chunk arrives (holding one float, not the values) and refuses
+    a second chunk, which only the streamed (radix) evaluation takes."""
+    from asrmerge.merge.stream import Accumulator, KthLargest
+
+    x = torch.randn(3000, generator=torch.Generator().manual_seed(2))
+    acc = Accumulator(KthLargest(lambda c: c, 17), torch.float32, streamed=False)
+    acc.start_pass()
+    acc.feed(x)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="one chunk"):
+        acc.feed(x)  # type: ignore[arg-type]
+    acc.end_pass()
+    assert acc.done and acc.result == float(torch.sort(x, descending=True).values[16])
+
+
 def test_cache_blocks_split_large_tensors_on_the_cpu_only() -> None:
     """A large-v3 FFN matrix at T = 10 runs in blocks whose working set is within BLOCK_BYTES; a bias runs
     whole; on a GPU every tensor is one block."""

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 @algorithm("dare-ties", space="tau", returns="stats", lam=Lam(1.0),
-           identity={"density": 1.0, "lam": 1.0, "drop_rate": 0.0},
+           identity={"density": 1.0, "lam": 1.0, "drop_rate": 0.0}, stats_set=(2, 6),
            paper="Yu et al. 2024, DARE, arXiv:2311.03099; TIES: arXiv:2306.01708")
 def dare_ties(tasks: Operands, *,
               drop_rate: Annotated[float, P("[0,1)", "probability p of dropping each entry")] = 0.5,

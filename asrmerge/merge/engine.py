@@ -115,8 +115,7 @@ def _pieces(plan: Plan, name: str, cls: str, combo: dict[str, Any], memo: dict[A
         return _stream_rule(plan, name, cls, class_mean), "update-fixed" if fixed else kind
     if model_rule is not None:
         return _stream_rule(plan, name, cls, model_rule), kind
-    info = plan.inputs.reference.infos[name]
-    tasks = Operands(plan.inputs, name, cls, memo=memo, cache=_fits(plan, info.shape))
+    tasks = Operands(plan.inputs, name, cls, memo=memo, cache=plan.in_memory(name))
     if algo.returns == "rule":
         rule = algo.call(tasks, combo)
     else:
@@ -195,27 +194,33 @@ def _rule_from_stats(plan: Plan, name: str, cls: str, tasks: Operands, combo: di
 
 
 def _rule_pieces(plan: Plan, name: str, cls: str, tasks: Operands, rule: Rule) -> Iterator[Piece]:
-    """``rule`` over the whole tensor (reusing ``tasks``' cache when it fits), else over its chunks."""
-    if not tasks.cache or block_rows(plan, tasks.full_shape) < _rows(tasks.full_shape):
-        tasks.release()
-        yield from _stream_rule(plan, name, cls, rule)
-        return
-    yield None, rule(tasks), tasks.base() if plan.inputs.base is not None else None
+    """``rule`` over ``tasks``: over the whole tensor where it fits and is one block, else in row chunks."""
+    yield from _stream_rule(plan, name, cls, rule, tasks)
     tasks.release()
 
 
-def _stream_rule(plan: Plan, name: str, cls: str, rule: Rule) -> Iterator[Piece]:
-    """``rule`` over the tensor in row chunks: the budget's, or the CPU's cache blocks (block_rows)."""
+def _stream_rule(plan: Plan, name: str, cls: str, rule: Rule, tasks: Operands | None = None) -> Iterator[Piece]:
+    """``rule`` over the tensor in row chunks: the budget's, or the CPU's cache blocks (block_rows).
+
+    ``tasks``: the whole tensor's operands, whose cached values (an in-memory statistics phase's task
+    vectors) the chunks slice instead of reading again, on the CPU, where the chunks are small blocks; on
+    other devices they are released first, since a chunk may take the whole budget.
+    """
     inputs = plan.inputs
     shape = inputs.reference.infos[name].shape
     step = min(chunk_rows(plan, shape), block_rows(plan, shape))
     if step >= _rows(shape):
-        c = Operands(inputs, name, cls)
+        c = tasks if tasks is not None else Operands(inputs, name, cls)
         yield None, rule(c), c.base() if inputs.base is not None else None
         return
+    if tasks is not None and inputs.device.type != "cpu":
+        tasks.release()
     draws = Draws(name)
     for rows in _chunks(plan, name, step):
-        c = Operands(inputs, name, cls, rows=rows, draws=draws, cache=True)
+        if tasks is not None:
+            c = tasks.rows_view(rows, draws)
+        else:
+            c = Operands(inputs, name, cls, rows=rows, draws=draws, cache=True)
         yield rows, rule(c), c.base() if inputs.base is not None else None
 
 

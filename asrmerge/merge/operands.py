@@ -67,15 +67,16 @@ class Inputs:
         return total
 
 
-def working_set(T: int, numel: int, dtype: torch.dtype) -> int:
+def working_set(T: int, numel: int, dtype: torch.dtype, per_task: int = 3, fixed: int = 6) -> int:
     """Bytes one merge of ``numel`` elements per input may hold at once, in the compute dtype.
 
     The budget rule of the engine (chunk sizes, batches, work in flight) and of ``--dry-run``: the T inputs
     as read, the T upcast copies the :class:`Operands` cache keeps (tau_t or W_t), a stack of T for the
     algorithms that take one, and six tensor-sized temporaries (W_0, sums, masks, the result): (3T + 6) x
-    numel elements.
+    numel elements. A ``stats`` algorithm's statistics phase may declare a smaller count
+    (``per_task`` T + ``fixed``; the registry's ``stats_set``).
     """
-    return (3 * T + 6) * numel * (torch.finfo(dtype).bits // 8)
+    return (per_task * T + fixed) * numel * (torch.finfo(dtype).bits // 8)
 
 
 def draw_seed(seed: int, name: str, t: int) -> int:
@@ -224,6 +225,17 @@ class Operands:
     def uniform(self, seed: int, t: int) -> Tensor:
         """u ~ U[0,1) per element of this chunk for task t (DARE), the same on every device and chunking."""
         return self._get(("u", seed, t), lambda: self._draws.next(seed, t, self.shape).to(self.device))
+
+    def rows_view(self, rows: tuple[int, int], draws: Draws) -> Operands:
+        """Rows ``rows`` of this whole tensor as a chunk that shares what this one has cached (as slices, no
+        copies) and reads the rest; ``draws`` is shared by the chunks of one pass, taken in row order."""
+        chunk = Operands(self.inputs, self.name, self.cls, rows=rows, draws=draws, scope_numel=self.scope_numel,
+                         matrix=self.matrix)
+        n = self.shape[0] if self.shape else 1
+        for key, value in self._cache.items():
+            if value.dim() and value.shape[0] == n and value.numel() == self.numel:
+                chunk._cache[key] = value[rows[0]:rows[1]]
+        return chunk
 
     def release(self) -> None:
         self._cache.clear()

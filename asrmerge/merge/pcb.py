@@ -29,7 +29,7 @@ def _minmax(x: Tensor, lo: float, hi: float) -> Tensor:
 
 
 @algorithm("pcb", space="tau", returns="stats", lam=Lam(1.0, "scaling factor lambda (one for all tasks)"),
-           paper="Du et al. 2024, Parameter Competition Balancing, arXiv:2410.02396")
+           paper="Du et al. 2024, Parameter Competition Balancing, arXiv:2410.02396", stats_set=(1, 6))
 def pcb(tasks: Operands, *,
         ratio: Annotated[float, P("(0,1]", "fraction r of entries each task keeps after the drop", source="the official default")] = 0.1,
         clip: Annotated[float, P("[0,0.5)", "quantile a clipped from both ends of |tau_t|")] = 1e-4,

@@ -105,6 +105,14 @@ class Plan:
         out = self._out_bytes[name] * len(self.outputs)
         return min(working_set(self.inputs.T, info.numel, self.inputs.dtype), self.budget) + out
 
+    def in_memory(self, name: str) -> bool:
+        """Whether tensor ``name``'s inputs are read once and held while it merges: its working set within the
+        budget (for a ``stats`` algorithm, that of its statistics phase: the registry's ``stats_set``).
+        Otherwise its statistics take streaming passes over row chunks."""
+        info = self.inputs.reference.infos[name]
+        per_task, fixed = self.algo.stats_set if self.algo.returns == "stats" else (3, 6)
+        return working_set(self.inputs.T, info.numel, self.inputs.dtype, per_task, fixed) <= self.budget
+
     def core_rank(self, name: str) -> int | None:
         """R = sum_t r_t when matrix ``name`` is merged in the core space of the inputs' LoRA factors for some
         parameter combination (docs/algorithms.md section 6.5): a matrix class, an algorithm with a core rule
@@ -363,8 +371,7 @@ def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float = 1.0e9
                 svd_seconds += svd_rate * (svd_units(m, rank) + svd_units(n, rank))
                 in_core += 1
             svds += per_svd
-        streamed = working_set(T, info.numel, inputs.dtype) > plan.budget
-        element_seconds += info.numel * element_rate[1 if streamed else 0] * len(plan.combos)  # lam: finalize only
+        element_seconds += info.numel * element_rate[0 if plan.in_memory(name) else 1] * len(plan.combos)  # lam: finalize only
         held.append(plan.working_set(name))
         tensors.append({"tensor": name, "shape": list(info.shape), "dtype": info.dtype, "class": cls, "svds": per_svd,
                         "core_rank": rank})

@@ -176,6 +176,7 @@ class Algorithm:
     core: Callable[..., Any] | None = None
     core_exact: CoreExact | None = None
     products: Products | None = None
+    stats_set: tuple[int, int] = (3, 6)
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -256,7 +257,8 @@ def algorithm(name: str, *, space: str, returns: str, paper: str, lam: Lam | Non
               min_tasks: int = 1, needs_base: bool = True, presets: dict[str, dict[str, Any]] | None = None,
               batched: Callable[..., Any] | None = None, identity: dict[str, Any] | None = None,
               core: Callable[..., Any] | None = None, core_exact: CoreExact | None = None,
-              products: Products | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+              products: Products | None = None,
+              stats_set: tuple[int, int] = (3, 6)) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn`` as the merge algorithm ``name``. This is the whole algorithm contract.
 
     Adding an algorithm is one module in ``asrmerge/merge/`` (every module there that is not part of the
@@ -307,6 +309,11 @@ def algorithm(name: str, *, space: str, returns: str, paper: str, lam: Lam | Non
             rule to 1e-5 relative in fp32 (``tests/test_merge_core.py`` checks every registered one).
         core_exact: ``core_exact(params)``: whether ``core`` is exact with these parameters (default: always);
             where it is not, the engine keeps the matrix rule.
+        stats_set: (a, b) for a ``stats`` algorithm: its statistics over one whole tensor in memory hold at most
+            (a T + b) x numel elements of the compute dtype (the cached task vectors, W_0, each request's
+            values and the selection's temporaries). The engine computes them in memory where that is
+            within the budget and streams them otherwise; the rule then runs over row blocks of what the
+            statistics cached. Default: the full working set, (3T + 6).
     """
     if space not in SPACES:
         raise ValueError(f"{name}: space {space!r} is not one of {SPACES}")
@@ -333,7 +340,8 @@ def algorithm(name: str, *, space: str, returns: str, paper: str, lam: Lam | Non
 
         def make(alg: str, summ: str, kept: tuple[Param, ...], fixed: dict[str, Any]) -> Algorithm:
             return Algorithm(alg, fn, summ, paper, space, returns, kept, min_tasks, needs_base, fixed, batched, svds,
-                             identity if not fixed else None, keys, core, core_exact, products)
+                             identity if not fixed else None, keys, core, core_exact, products,
+                             stats_set)
 
         REGISTRY[name] = make(name, summary, params, {})
         for alias, fixed in (presets or {}).items():

@@ -63,7 +63,9 @@ Request = KthLargest | Total | Extreme
 
 
 class Accumulator:
-    """Evaluates one request across chunks; ``streamed`` order statistics take several sweeps (radix)."""
+    """Evaluates one request across chunks; ``streamed`` order statistics take several sweeps (radix), in-memory
+    ones (``streamed=False``) take the scope as one chunk and are selected as it arrives, so that a list of
+    requests holds one request's values at a time."""
 
     def __init__(self, req: Request, dtype: torch.dtype, streamed: bool) -> None:
         self.req = req
@@ -85,8 +87,10 @@ class Accumulator:
         v = (fn or self.req.fn)(chunk)
         if self._radix is not None:
             self._radix.feed(v)
-        elif isinstance(self.req, KthLargest):
-            self._acc = [*(self._acc or []), v.reshape(-1)]
+        elif isinstance(self.req, KthLargest):  # in memory the scope is one chunk: select now, keep one float
+            if self._acc is not None:
+                raise ValueError("an in-memory order statistic takes its scope as one chunk")
+            self._acc = kth_largest(v, self.req.k)
         elif isinstance(self.req, Total):
             v = v.to(torch.float64)
             self._acc = v if self._acc is None else self._acc + v
@@ -101,7 +105,7 @@ class Accumulator:
                 self.result = self._radix.value
             return
         if isinstance(self.req, KthLargest):
-            self.result = kth_largest(torch.cat(self._acc), self.req.k)
+            self.result = self._acc
         elif isinstance(self.req, Total):
             self.result = self._acc.cpu() if self._acc is not None else torch.zeros((), dtype=torch.float64)
         else:
