@@ -64,7 +64,7 @@ def test_task_vectors_through_stdout_and_sweeps(tiny_base: Path, tiny_fts: list[
     assert all(torch.allclose(c[k], a[k], atol=1e-6) for k in a)
 
 
-def test_dry_run_reads_headers_only(tiny_base: Path, tiny_fts: list[Path], tmp_path: Path) -> None:
+def test_dry_run_counts_from_headers_and_writes_nothing(tiny_base: Path, tiny_fts: list[Path], tmp_path: Path) -> None:
     r = cli("merge", "--algo", "tsvm", "--base", str(tiny_base), *map(str, tiny_fts), "--dry-run", "--json",
             "-o", str(tmp_path / "never.safetensors"))
     assert r.returncode == 0, r.stderr
@@ -307,6 +307,62 @@ def test_dry_run_costs_element_wise_work_per_element_in_memory_or_streamed(tiny_
     io = (rep["read_bytes"] + rep["write_bytes"]) / 1e12
     assert rep["seconds_estimate"] == pytest.approx(rep["element_seconds_estimate"] + io, rel=1e-9)
     assert 0 < mem < 1e-3 and 0 < streamed < 1e-3
+
+
+def test_the_dry_run_times_reads_on_a_spread_sample_of_every_input(tiny_base: Path, tiny_fts: list[Path],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The read rate is timed on a middle row range of tensors spread over the model, in every input, within
+    the sample's size; a sample under 1 MiB reads nothing and keeps the assumed 1 GB/s."""
+    from asrmerge.io.checkpoint import Checkpoint
+    from asrmerge.merge.plan import IO_RATE, MergeSpec, make_plan, measure_io_rate
+
+    seen: list[tuple[str, str, int, int, int]] = []
+    real = Checkpoint.stored_range
+
+    def spy(self: Checkpoint, name: str, start: int, stop: int) -> torch.Tensor:
+        t = real(self, name, start, stop)
+        seen.append((self.label, name, start, stop, t.numel() * t.element_size()))
+        return t
+
+    monkeypatch.setattr(Checkpoint, "stored_range", spy)
+    plan = make_plan(MergeSpec(algo="ties", inputs=[str(p) for p in tiny_fts], base=str(tiny_base), device="cpu",
+                               check_outputs=False))
+    try:
+        infos = plan.inputs.reference.infos
+        rate = measure_io_rate(plan, sample=64 << 20, tensors=len(infos))
+        assert plan.inputs.base is not None
+        assert {x[0] for x in seen} == {c.label for c in [plan.inputs.base, *plan.inputs.sources]}
+        assert {x[1] for x in seen} == {n for n, i in infos.items() if i.shape and i.numel}
+        assert (1 << 20) <= sum(x[4] for x in seen) <= 64 << 20
+        assert 0 < rate < float("inf") and rate != IO_RATE
+        for _, name, start, stop, _ in seen:  # as many rows above the range as below, within one
+            assert 0 <= start < stop and abs(start - (infos[name].shape[0] - stop)) <= 1
+        seen.clear()
+        assert measure_io_rate(plan, sample=1 << 10) == IO_RATE and not seen
+    finally:
+        plan.close()
+
+
+def test_the_svd_rate_is_timed_at_the_size_of_the_plans_matrices() -> None:
+    """The n x n SVD the dry run times is the smaller side of the matrix shape with the most SVD work, within
+    [384, 1536]: 1280 for large-v3's (1280 x 1280 and 5120 x 1280), 512 for whisper-base's."""
+    from types import SimpleNamespace
+
+    from asrmerge.merge.plan import svd_rate_size
+
+    def plan(d: int, extra: dict[str, tuple[int, ...]] | None = None) -> SimpleNamespace:
+        shapes = {"q": (d, d), "k": (d, d), "fc1": (4 * d, d), "fc2": (d, 4 * d), "bias": (d,),
+                  "embed": (51866, d), **(extra or {})}
+        infos = {n: SimpleNamespace(shape=s) for n, s in shapes.items()}
+        classes = {n: "mean" if n in ("bias", "embed") else "svd" for n in shapes}
+        return SimpleNamespace(inputs=SimpleNamespace(reference=SimpleNamespace(infos=infos)), classes=classes)
+
+    assert svd_rate_size(plan(1280)) == 1280  # type: ignore[arg-type]
+    assert svd_rate_size(plan(512)) == 512  # type: ignore[arg-type]
+    assert svd_rate_size(plan(16)) == 384  # type: ignore[arg-type]
+    assert svd_rate_size(plan(4096)) == 1536  # type: ignore[arg-type]
+    # the shape with the most work wins, not the first or the largest
+    assert svd_rate_size(plan(512, {f"x{i}": (768, 768) for i in range(8)})) == 768  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("algo", sorted(names()))

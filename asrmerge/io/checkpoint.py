@@ -317,6 +317,10 @@ class Checkpoint:
                              hint="Whisper ties them; drop proj_out.weight or make it equal")
         return t
 
+    def stored_range(self, name: str, start: int, stop: int) -> torch.Tensor:
+        """Rows ``start:stop`` of ``name`` as stored, with no check of a tied copy (what one read costs)."""
+        return self.backend.read_range(self._raw[name], start, stop)
+
     def support_files(self) -> dict[str, bytes]:
         """config.json, generation config, processor and tokenizer files, when the input has them."""
         return self.backend.support_files()
