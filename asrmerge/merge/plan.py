@@ -314,10 +314,11 @@ def duplicates(base: Checkpoint | None, sources: list[Checkpoint], *, strict: bo
 
 
 IO_RATE = 1.0e9
-"""Bytes per second the dry run assumes for reading and writing where too little of the inputs is dense to time."""
+"""Bytes per second the dry run assumes for writing (synced to the disk), and for reading where too little of the
+inputs is dense to time."""
 
 
-def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float | None = None,
+def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float | None = None, write_rate: float = IO_RATE,
             matmul_rate: float | None = None, element_rate: tuple[float, float] | None = None) -> dict[str, Any]:
     """What the merge will do, planned from the headers: each tensor's class, the SVDs, estimated memory and
     time (the rates timed on this device, the read rate on a sample of the inputs).
@@ -325,8 +326,10 @@ def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float | None 
     Args:
         svd_rate: seconds per cost unit of a thin SVD on one worker (see :func:`svd_units`); measured on the
             device if None, at the size of the plan's matrices (:func:`svd_rate_size`).
-        io_rate: bytes per second for reading inputs and writing outputs; measured on a sample of the inputs
-            if None (:func:`measure_io_rate`).
+        io_rate: bytes per second for reading the inputs; measured on a sample of them if None
+            (:func:`measure_io_rate`).
+        write_rate: bytes per second for writing the outputs, which the writer syncs to the disk: assumed
+            (1 GB/s), since a dry run writes nothing to time.
         matmul_rate: seconds per multiply-add of a matrix product on one worker; measured on the device if
             None (and only when the algorithm declares products).
         element_rate: seconds per element of a tensor's element-wise work on one worker (upcasts, checks,
@@ -408,7 +411,7 @@ def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float | None 
         "io_rate": io_rate,
         "products": products,
         "seconds_estimate": ((svd_seconds + products * matmul_rate + element_seconds) / parallel
-                             + (read_bytes + write_bytes) / io_rate),
+                             + read_bytes / io_rate + write_bytes / write_rate),
         "svd_seconds_estimate": svd_seconds / parallel,
         "product_seconds_estimate": products * matmul_rate / parallel,
         "element_seconds_estimate": element_seconds / parallel,
@@ -445,8 +448,7 @@ def measure_io_rate(plan: Plan, sample: int = 128 << 20, tensors: int = 16) -> f
 
     Reads and copies a row range from the middle of each of ``tensors`` tensors spread evenly over the model,
     in every input that stores dense tensors (adapters, whose tensors are products, are skipped): about
-    ``sample`` bytes in all. Writes are assumed to go at the same rate. :data:`IO_RATE` where under 1 MiB
-    would be read (too little to time).
+    ``sample`` bytes in all. :data:`IO_RATE` where under 1 MiB would be read (too little to time).
     """
     import time
 
