@@ -494,10 +494,11 @@ def test_the_dry_run_estimates_disk_and_audio_of_the_study_it_plans(run: dict[st
 
 
 def test_the_dry_run_merge_estimates_are_merges_own_dry_run(run: dict[str, Any], fx: dict[str, Path]) -> None:
-    """With one SVD rate, each merge's estimate is what merge's dry run says of the same command on the task
-    vectors the study then made (planned before they exist, on the fine-tunes)."""
+    """With one SVD rate and the study's assumed I/O rate (its task vectors do not exist yet to be timed), each
+    merge's estimate is what merge's dry run says of the same command on the task vectors the study then made
+    (planned before they exist, on the fine-tunes)."""
     from asrmerge.merge.plan import MergeSpec, dry_run, make_plan
-    from asrmerge.study.estimate import merge_reports
+    from asrmerge.study.estimate import IO_RATE, merge_reports
     from asrmerge.study.inputs import check_data
     from asrmerge.study.plan import Planner
 
@@ -510,7 +511,7 @@ def test_the_dry_run_merge_estimates_are_merges_own_dry_run(run: dict[str, Any],
         plan = make_plan(MergeSpec(algo=algo, inputs=tvs, base=str(fx["base"]), params=params, output=output,
                                    check_outputs=False))
         try:
-            own = dry_run(plan, svd_rate=1e-9, matmul_rate=1e-11, element_rate=(1e-9, 2e-9))
+            own = dry_run(plan, svd_rate=1e-9, matmul_rate=1e-11, element_rate=(1e-9, 2e-9), io_rate=IO_RATE)
         finally:
             plan.close()
         ours = reports[f"merge-{algo}"]

@@ -27,7 +27,7 @@ from asrmerge.study.plan import Planner, Step, fmt
 if TYPE_CHECKING:
     from asrmerge.asr.manifest import Utterance
 
-IO_RATE = 1.0e9  # bytes per second read or written, as merge --dry-run assumes
+IO_RATE = 1.0e9  # bytes per second read or written: assumed, since the task vectors a study merges do not exist yet to time
 SCORE_BYTES = 1024  # a wer --json document
 REPORT_BYTES = 512 * 1024  # results.md, table.json, per-domain.jsonl, chart.png, svd-inspect.png, steps/
 HEADER_BYTES = 4096  # a safetensors header's metadata, and a model card
