@@ -18,6 +18,7 @@ import torch
 
 from asrmerge.errors import UsageError
 from asrmerge.io.tensors import finite
+from asrmerge.merge.registry import FULL_SET
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -67,7 +68,7 @@ class Inputs:
         return total
 
 
-def working_set(T: int, numel: int, dtype: torch.dtype, per_task: int = 3, fixed: int = 6) -> int:
+def working_set(T: int, numel: int, dtype: torch.dtype, per_task: int = FULL_SET[0], fixed: int = FULL_SET[1]) -> int:
     """Bytes one merge of ``numel`` elements per input may hold at once, in the compute dtype.
 
     The budget rule of the engine (chunk sizes, batches, work in flight) and of ``--dry-run``: the T inputs

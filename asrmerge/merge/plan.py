@@ -110,8 +110,8 @@ class Plan:
         budget (for a ``stats`` algorithm, that of its statistics phase: the registry's ``stats_set``).
         Otherwise its statistics take streaming passes over row chunks."""
         info = self.inputs.reference.infos[name]
-        per_task, fixed = self.algo.stats_set if self.algo.returns == "stats" else (3, 6)
-        return working_set(self.inputs.T, info.numel, self.inputs.dtype, per_task, fixed) <= self.budget
+        counts = self.algo.stats_set if self.algo.returns == "stats" else registry.FULL_SET
+        return working_set(self.inputs.T, info.numel, self.inputs.dtype, *counts) <= self.budget
 
     def core_rank(self, name: str) -> int | None:
         """R = sum_t r_t when matrix ``name`` is merged in the core space of the inputs' LoRA factors for some

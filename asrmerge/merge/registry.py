@@ -18,6 +18,10 @@ from typing import Any
 
 from asrmerge.errors import UsageError
 
+FULL_SET = (3, 6)
+"""(per task, fixed): tensor-sized buffers of one merge's full working set, (3T + 6) x numel
+(asrmerge.merge.operands.working_set), and the default ``stats_set``."""
+
 SPACES = ("params", "tau", "subspace")
 RETURNS = ("matrix", "rule", "stats")
 # parameters the engine consumes itself: the algorithm function never sees them
@@ -176,7 +180,7 @@ class Algorithm:
     core: Callable[..., Any] | None = None
     core_exact: CoreExact | None = None
     products: Products | None = None
-    stats_set: tuple[int, int] = (3, 6)
+    stats_set: tuple[int, int] = FULL_SET
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -258,7 +262,7 @@ def algorithm(name: str, *, space: str, returns: str, paper: str, lam: Lam | Non
               batched: Callable[..., Any] | None = None, identity: dict[str, Any] | None = None,
               core: Callable[..., Any] | None = None, core_exact: CoreExact | None = None,
               products: Products | None = None,
-              stats_set: tuple[int, int] = (3, 6)) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+              stats_set: tuple[int, int] = FULL_SET) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn`` as the merge algorithm ``name``. This is the whole algorithm contract.
 
     Adding an algorithm is one module in ``asrmerge/merge/`` (every module there that is not part of the
