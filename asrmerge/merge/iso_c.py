@@ -43,7 +43,7 @@ def numerical(params: dict[str, object]) -> bool:
     return params.get("rank_mode") == "numerical"
 
 
-def products(T: int, params: dict[str, object], m: int, n: int) -> float:
+def products(T: int, params: dict[str, object], m: int, n: int, spectral_ns: bool = False) -> float:
     """Multiply-adds besides the SVD: the recombination U V^T (m r n)."""
     return float(m * min(m, n) * n)
 

@@ -31,16 +31,16 @@ def svd_count(T: int, params: dict[str, Any]) -> int:
     return 1 + T + (2 if params["orth"] == "svd" else 0)
 
 
-def products(T: int, params: dict[str, Any], m: int, n: int) -> float:
+def products(T: int, params: dict[str, Any], m: int, n: int, spectral_ns: bool = False) -> float:
     """Multiply-adds besides the SVDs: projecting each task out of the common subspace twice (4 m k n per
     task), orthogonalising the m x K and n x K concatenations, and the recombination (m K n)."""
     from asrmerge.linalg.svd import orth_products
 
     k, s = sizes(min(m, n), T, params["common_frac"])
     K = k + T * s
-    orth, steps = params["orth"], params["ns_steps"]
+    orth, ns = params["orth"], (params["ns_steps"], params["ns_coeffs"], spectral_ns)
     total = 4.0 * T * m * k * n if s > 0 else 0.0
-    return total + m * K * n + orth_products(m, K, orth, steps) + orth_products(n, K, orth, steps)
+    return total + m * K * n + orth_products(m, K, orth, *ns) + orth_products(n, K, orth, *ns)
 
 
 def _iso_cts_core(space: CoreSpace, *, common_frac: float = 0.8, orth: str = "svd", ns_steps: int = 5,

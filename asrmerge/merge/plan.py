@@ -25,6 +25,7 @@ from asrmerge.io.metadata import provenance
 from asrmerge.io.tensors import TensorInfo
 from asrmerge.io.writer import check_destination
 from asrmerge.linalg.core import worthwhile
+from asrmerge.linalg.newton_schulz import uses_spectral
 from asrmerge.merge import registry
 from asrmerge.merge.operands import Inputs, working_set
 from asrmerge.merge.policy import MATRIX_CLASSES, Policy, group_scale, parse_rules
@@ -356,6 +357,7 @@ def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float | None 
         matmul_rate = measure_matmul_rate(inputs.device, inputs.dtype) if plan.algo.products is not None else 0.0
     if element_rate is None:
         element_rate = measure_element_rate(plan)
+    spectral_ns = uses_spectral(inputs.device.type, str(inputs.dtype).removeprefix("torch."))
     tensors = []
     svds = 0
     svd_seconds = 0.0
@@ -376,7 +378,7 @@ def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float | None 
                     svd_seconds += count * svd_rate * svd_units(rank, rank)
                 else:
                     svd_seconds += count * svd_rate * svd_units(m, n)
-                    products += plan.algo.product_count(T, combo, m, n)
+                    products += plan.algo.product_count(T, combo, m, n, spectral_ns)
                 per_svd += count
             if rank is not None:  # the two QR bases, once per tensor, costed as thin SVDs of their shape
                 svd_seconds += svd_rate * (svd_units(m, rank) + svd_units(n, rank))

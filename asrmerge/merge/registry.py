@@ -156,7 +156,7 @@ def format_value(v: Any) -> str:
 
 SvdCount = Callable[[int, dict[str, Any]], int]
 CoreExact = Callable[[dict[str, Any]], bool]
-Products = Callable[[int, dict[str, Any], int, int], float]
+Products = Callable[[int, dict[str, Any], int, int, bool], float]
 
 
 @dataclass(frozen=True)
@@ -224,10 +224,12 @@ class Algorithm:
         """Decompositions per matrix of class svd for T tasks with these parameters (0 outside the subspace space)."""
         return self.svds(T, combo) if self.svds is not None else 0
 
-    def product_count(self, T: int, combo: dict[str, Any], m: int, n: int) -> float:
+    def product_count(self, T: int, combo: dict[str, Any], m: int, n: int, spectral_ns: bool = False) -> float:
         """Multiply-adds of the matrix products per m x n matrix of class svd besides the SVDs (Newton-Schulz,
-        projections, the recombination), for ``--dry-run``'s estimate; 0 where the algorithm declares none."""
-        return self.products(T, combo, m, n) if self.products is not None else 0.0
+        projections, the recombination), for ``--dry-run``'s estimate; 0 where the algorithm declares none.
+        ``spectral_ns``: Newton-Schulz may take its spectral route on this device and dtype
+        (:func:`asrmerge.linalg.newton_schulz.uses_spectral`)."""
+        return self.products(T, combo, m, n, spectral_ns) if self.products is not None else 0.0
 
 
 REGISTRY: dict[str, Algorithm] = {}
@@ -297,7 +299,8 @@ def algorithm(name: str, *, space: str, returns: str, paper: str, lam: Lam | Non
             the parameter ``lam`` (sweeping it reuses every other result).
         svds: decompositions per svd-class matrix, ``svds(T, params)``, for ``--dry-run``'s estimate.
         products: multiply-adds of the other matrix products per svd-class m x n matrix,
-            ``products(T, params, m, n)`` (Newton-Schulz, projections), for ``--dry-run``'s estimate.
+            ``products(T, params, m, n, spectral_ns)`` (Newton-Schulz, projections), for ``--dry-run``'s
+            estimate; ``spectral_ns`` says whether Newton-Schulz may take its spectral route there.
         min_tasks: fewer inputs are a usage error.
         needs_base: whether ``--base`` is required.
         presets: further names, each with some parameters fixed (``{"tsvm-ns": {"orth": "ns"}}``).

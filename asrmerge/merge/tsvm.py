@@ -104,17 +104,18 @@ def svd_count(T: int, params: dict[str, Any]) -> int:
     return T + (2 if params["orth"] == "svd" else 0)
 
 
-def products(T: int, params: dict[str, Any], m: int, n: int) -> float:
+def products(T: int, params: dict[str, Any], m: int, n: int, spectral_ns: bool = False) -> float:
     """Multiply-adds besides the SVDs, for K = T k kept triplets: orthogonalising the m x K and n x K
-    concatenations (Newton-Schulz steps, or the polar factors' P Q^T) and the recombination (m K n)."""
+    concatenations (Newton-Schulz, by its steps or its spectral route, or the polar factors' P Q^T) and the
+    recombination (m K n)."""
     import math
 
     from asrmerge.linalg.svd import orth_products
 
     r = min(m, n)
     K = T * min(r, max(1, math.floor(params["rank_frac"] * r)))
-    orth, steps = params["orth"], params["ns_steps"]
-    return m * K * n + orth_products(m, K, orth, steps) + orth_products(n, K, orth, steps)
+    orth, ns = params["orth"], (params["ns_steps"], params["ns_coeffs"], spectral_ns)
+    return m * K * n + orth_products(m, K, orth, *ns) + orth_products(n, K, orth, *ns)
 
 
 def one_over_t(T: int) -> float:
