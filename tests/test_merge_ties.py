@@ -180,3 +180,29 @@ def test_disjoint_merge_equals_the_plain_formula_to_the_bit(agg: str, weights: l
     want = {"dis-sum": num, "dis-max": gamma * peak,
             "dis-mean": torch.where(den != 0, num / torch.where(den != 0, den, 1.0), 0.0)}[agg]
     assert torch.equal(disjoint_merge(xs, weights, agg), want)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_trimmed_is_the_threshold_comparison_to_the_bit(dtype: torch.dtype) -> None:
+    """trimmed (hardshrink below the next value towards zero) keeps exactly the entries with |x| >= thr, as
+    torch.where(|x| >= thr, x, 0) does, for thresholds that are entries (ties kept), that fall between two
+    values of the dtype (rounded as the comparison rounds them), 0, the smallest subnormal and past the
+    largest entry; kept entries keep their bits and sign, -0.0 included."""
+    from asrmerge.merge.ties import trimmed
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(4000, generator=g, dtype=torch.float64).to(dtype)
+    x[:20] = x[20:40]  # repeated magnitudes
+    x[40:60] = -x[20:40]
+    x[60], x[61], x[62] = 0.0, -0.0, torch.finfo(dtype).tiny / 4  # zeros and a subnormal
+    between = float(torch.nextafter(x[20].abs(), torch.tensor(math.inf, dtype=dtype))) * 0.5 + float(x[20].abs()) * 0.5
+    thresholds = [float(x[20].abs()), between, float(x[100].abs()) * (1 + 1e-12), 0.0, float(x[62]),
+                  float(x.abs().max()) * 2, float(x.abs().median())]
+    for thr in thresholds:
+        want = torch.where(x.abs() >= thr, x, 0.0)
+        got = trimmed(x, thr)
+        assert got.dtype == dtype
+        same_bits = got.view(torch.int64 if dtype == torch.float64 else torch.int32) == \
+            want.view(torch.int64 if dtype == torch.float64 else torch.int32)
+        assert bool(same_bits.all()), thr
+    assert trimmed(x, None) is x

@@ -41,10 +41,20 @@ def magnitude(value: Callable[[Operands, int], Tensor], t: int) -> Callable[[Ope
 
 
 def trimmed(x: Tensor, thr: float | None) -> Tensor:
-    """x with entries below the threshold magnitude zeroed (entries tied at the threshold are kept)."""
-    import torch
+    """x with entries below the threshold magnitude zeroed (entries tied at the threshold are kept).
 
-    return x if thr is None else torch.where(x.abs() >= thr, x, 0.0)
+    |x| >= thr, with thr rounded to x's dtype as a comparison would, is |x| > the next value towards zero,
+    which is hardshrink's rule: one vectorised pass, where ``torch.where`` takes ~35x longer on the CPU.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    if thr is None:
+        return x
+    t = torch.tensor(thr, dtype=x.dtype)
+    if float(t) <= 0.0:  # every |x| >= 0 is kept
+        return x
+    return F.hardshrink(x, float(torch.nextafter(t, torch.zeros((), dtype=x.dtype))))
 
 
 def disjoint_merge(xs: list[Tensor], weights: list[float], agg: str) -> Tensor:
@@ -54,6 +64,10 @@ def disjoint_merge(xs: list[Tensor], weights: list[float], agg: str) -> Tensor:
     products are formed first, never fused into the addition), so the result is the same to the bit. The
     agreeing entries are summed as magnitudes, gamma x_t, and the elected sign applied at the end: negating
     is exact, so that sum is the signed one's to the bit, in fewer passes.
+
+    The masks are written as 0/1 values of the compute dtype by comparisons with an ``out=`` tensor, and the
+    sign as 2 [total >= 0] - 1: on the CPU ``torch.where`` and boolean tensors cost 4-35x a vectorised pass,
+    so one ``where`` is left (dis-mean's empty entries).
     """
     import torch
 
@@ -63,23 +77,28 @@ def disjoint_merge(xs: list[Tensor], weights: list[float], agg: str) -> Tensor:
     total = xs[0] * weights[0]
     for w, x in zip(weights[1:], xs[1:], strict=True):
         total.add_(scaled(x, w))
-    gamma = torch.where(total >= 0, 1.0, -1.0).to(total.dtype)
+    gamma = torch.empty_like(total)
+    torch.ge(total, 0, out=gamma)
+    gamma.mul_(2.0).sub_(1.0)  # +1 where the sum is >= 0 (0 and -0 included), else -1: exact
     del total
     num = torch.zeros_like(gamma)
     den = torch.zeros_like(gamma)
     mag = torch.empty_like(gamma)
+    agree = torch.empty_like(gamma)
     for w, x in zip(weights, xs, strict=True):
         torch.mul(x, gamma, out=mag)  # |x| where x is nonzero with the elected sign, <= 0 elsewhere
-        agree = mag > 0
+        if agg == "dis-mean":
+            torch.gt(mag, 0, out=agree)
         mag.clamp_(min=0.0)
         if agg == "dis-max":
             torch.maximum(num, mag, out=num)
         else:
             num.add_(scaled(mag, w))
             if agg == "dis-mean":
-                den.add_(scaled(agree.to(gamma.dtype), w))
+                den.add_(scaled(agree, w))
     if agg == "dis-mean":
-        return torch.where(den != 0, gamma * num / torch.where(den != 0, den, 1.0), 0.0)
+        empty = torch.eq(den, 0, out=agree)  # 1 where no task agrees: divide by 1 there, then give 0
+        return torch.where(den != 0, gamma * num / den.add_(empty), 0.0)
     return gamma * num
 
 
