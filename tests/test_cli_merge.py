@@ -366,32 +366,6 @@ def test_the_svd_rate_is_timed_at_the_size_of_the_plans_matrices() -> None:
     assert svd_rate_size(plan(512, {f"x{i}": (768, 768) for i in range(8)})) == 768  # type: ignore[arg-type]
 
 
-def test_the_element_rate_is_timed_at_the_size_holding_most_elements() -> None:
-    """The synthetic tensor of the element rate has the element count that holds most of the model's float
-    elements, within [2^19, 2^22] and rounded down to a multiple of 1024: large-v3's FFN matrices (64 of
-    5120 x 1280 hold more than the 51866 x 1280 embedding) are past 2^22, and so is whisper-base's embedding
-    (26.6 M elements, more than its 24 FFN matrices together); 64 FFN matrices of 2048 x 512 give 1 M;
-    integer tensors do not count."""
-    from types import SimpleNamespace
-
-    from asrmerge.linalg.select import BRACKET_MIN
-    from asrmerge.merge.plan import element_rate_size
-
-    def plan(d: int, layers: int, extra: dict[str, tuple[int, bool]] | None = None) -> SimpleNamespace:
-        held = {f"fc{i}": (4 * d * d, True) for i in range(2 * layers)}
-        held.update({f"q{i}": (d * d, True) for i in range(4 * layers)})
-        held.update({"embed": (51866 * d, True), "bias": (d, True), **(extra or {})})
-        infos = {n: SimpleNamespace(numel=k, is_float=f) for n, (k, f) in held.items()}
-        return SimpleNamespace(inputs=SimpleNamespace(reference=SimpleNamespace(infos=infos)))
-
-    assert element_rate_size(plan(1280, 32)) == 1 << 22  # type: ignore[arg-type]
-    assert element_rate_size(plan(512, 12)) == 1 << 22  # type: ignore[arg-type]
-    assert element_rate_size(plan(512, 32)) == 4 * 512 * 512 >= BRACKET_MIN  # type: ignore[arg-type]
-    assert element_rate_size(plan(64, 2, {"embed": (64 * 64, True)})) == 1 << 19  # type: ignore[arg-type]
-    odd = plan(64, 2, {f"x{i}": (1_500_001, True) for i in range(3)} | {"ids": (9_000_000, False)})
-    assert element_rate_size(odd) == 1_500_001 // 1024 * 1024  # type: ignore[arg-type]
-
-
 @pytest.mark.parametrize("algo", sorted(names()))
 def test_the_element_rate_is_timed_for_every_algorithm(algo: str, tiny_base: Path, tiny_fts: list[Path]) -> None:
     """The dry run's element-wise calibration runs every registered algorithm, with its defaults and T, on its

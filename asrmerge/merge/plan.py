@@ -356,7 +356,7 @@ def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float | None 
     if matmul_rate is None:
         matmul_rate = measure_matmul_rate(inputs.device, inputs.dtype) if plan.algo.products is not None else 0.0
     if element_rate is None:
-        element_rate = measure_element_rate(plan, element_rate_size(plan))
+        element_rate = measure_element_rate(plan)
     spectral_ns = uses_spectral(inputs.device.type, str(inputs.dtype).removeprefix("torch."))
     tensors = []
     svds = 0
@@ -511,20 +511,6 @@ def measure_matmul_rate(device: torch.device, dtype: torch.dtype, n: int = 512) 
         return best / n**3
     finally:
         torch.set_num_threads(threads)
-
-
-def element_rate_size(plan: Plan, least: int = 1 << 19, most: int = 1 << 22) -> int:
-    """The element count of the synthetic tensor the dry run times its element rate on: the size that holds
-    the most of the model's float elements, within [least, most] and a multiple of 1024. The rate per
-    element depends on the size: an order statistic over at least
-    :data:`asrmerge.linalg.select.BRACKET_MIN` elements is selected through a sample's bracket, about 3x
-    cheaper per element than below it (whisper-large-v3: 6.5 M-element FFN matrices hold half the model)."""
-    held: dict[int, int] = {}
-    for info in plan.inputs.reference.infos.values():
-        if info.is_float:
-            held[info.numel] = held.get(info.numel, 0) + info.numel
-    n = max(held, key=lambda k: held[k]) if held else least
-    return max(least, min(most, n)) // 1024 * 1024
 
 
 def measure_element_rate(plan: Plan, n: int = 1 << 19) -> tuple[float, float]:
