@@ -42,3 +42,40 @@ def test_weights_option_is_ignored_and_lam_scales() -> None:
     plain = merge_one("sce", taus)
     assert torch.equal(merge_one("sce", taus, weights=[5, 0.1]), plain)
     assert_close(merge_one("sce", taus, params={"lam": 0.5}), 0.5 * plain)
+
+
+def test_the_rule_equals_the_formula_written_with_where_to_the_bit() -> None:
+    """The rule builds its masks as 0/1 values by comparisons, not torch.where (a CPU speed matter); the result
+    is the step-by-step formula of section 5.5 bit for bit, in fp32 and fp64, with and without the variance
+    selection, on integer-valued tasks with zeros, ties in the variance and sums that are exactly 0."""
+    import pytest
+
+    g = torch.Generator().manual_seed(3)
+    for dtype in (torch.float32, torch.float64):
+        # small integers: the energies are exact in any summation order, so the weights are the formula's
+        taus = [torch.randint(-3, 4, (3000,), generator=g).to(dtype) for _ in range(3)]
+        taus[1][:40] = -taus[0][:40] - taus[2][:40]  # sums exactly 0: gamma +1
+        taus[2][40:80] = taus[0][40:80]
+        for topk in (1.0, 0.4):
+            var = torch.stack(taus).var(0, unbiased=False)
+            if topk < 1.0:
+                k = int(topk * int((var != 0).sum()))
+                thr = float(torch.sort(var.flatten(), descending=True).values[k - 1])
+                hats = [t * (var >= thr) for t in taus]
+            else:
+                hats = taus
+            energy = torch.stack([h.pow(2).sum() for h in hats])
+            w = [float(e) / float(energy.sum()) for e in energy.tolist()]
+            s = hats[0] + hats[1] + hats[2]
+            gamma = torch.where(s >= 0, 1.0, -1.0).to(dtype)
+            num, den = torch.zeros_like(s), torch.zeros_like(s)
+            for wt, h in zip(w, hats, strict=True):
+                m = (torch.sign(h) == gamma).to(dtype)
+                num, den = num + wt * m * h, den + wt * m
+            want = num / torch.where(den == 0, 1.0, den)
+            got = merge_one("sce", taus, params={"select_topk": topk}, dtype=dtype)
+            assert torch.equal(got, want), (dtype, topk)
+            bits = torch.int64 if dtype == torch.float64 else torch.int32
+            assert bool((got.view(bits) == want.view(bits)).all()), (dtype, topk)
+    with pytest.raises(AssertionError):  # the check can fail: a different rule is caught
+        assert torch.equal(merge_one("sce", taus[:2], dtype=torch.float64), want)

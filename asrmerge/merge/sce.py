@@ -38,9 +38,17 @@ def sce(tasks: Operands, *,
             return lambda c: torch.zeros(c.shape, dtype=c.dtype, device=c.device)
         (thr,) = yield [KthLargest(variance, k)]
 
+    def keep(c: Operands) -> Tensor:
+        """[variance >= thr] as 0/1 in the compute dtype (x times it is x times the boolean mask, to the bit)."""
+        def make() -> Tensor:
+            assert thr is not None
+            v = variance(c)
+            return torch.ge(v, thr, out=torch.empty_like(v))
+        return c.cached("sce-keep", make)
+
     def selected(c: Operands, t: int) -> Tensor:
         x = c.tau(t)
-        return x if thr is None else x * (variance(c) >= thr)
+        return x if thr is None else x * keep(c)
 
     (energy,) = yield [Total(lambda c: torch.stack([selected(c, t).pow(2).sum() for t in range(c.T)]))]
     total = float(energy.sum())
@@ -51,13 +59,16 @@ def sce(tasks: Operands, *,
         s = xs[0]
         for x in xs[1:]:
             s = s + x
-        gamma = torch.where(s >= 0, 1.0, -1.0).to(s.dtype)
+        # masks as 0/1 of the compute dtype written by comparisons, no torch.where: on the CPU both cost
+        # several times a vectorised pass (ties.disjoint_merge); the same values, bit for bit
+        gamma = torch.ge(s, 0, out=torch.empty_like(s)).mul_(2.0).sub_(1.0)  # +1 where s >= 0, else -1
         num = torch.zeros_like(s)
         den = torch.zeros_like(s)
+        m = torch.empty_like(s)
         for wt, x in zip(w, xs, strict=True):
-            m = (torch.sign(x) == gamma).to(s.dtype)  # wt * (bool mask) would be float32
+            torch.eq(torch.sign(x), gamma, out=m)
             num = num + wt * m * x
             den = den + wt * m
-        return num / torch.where(den == 0, 1.0, den)
+        return num / den.add_(torch.eq(den, 0, out=m))  # den >= 0: 1 where it is 0, den + 0 = den elsewhere
 
     return rule
