@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fractions import Fraction as F
 
+import pytest
 import torch
 
 from tests.merge_cases import assert_close, exact, merge_one
@@ -48,8 +49,6 @@ def test_the_rule_equals_the_formula_written_with_where_to_the_bit() -> None:
     """The rule builds its masks as 0/1 values by comparisons, not torch.where (a CPU speed matter); the result
     is the step-by-step formula of section 5.5 bit for bit, in fp32 and fp64, with and without the variance
     selection, on integer-valued tasks with zeros, ties in the variance and sums that are exactly 0."""
-    import pytest
-
     g = torch.Generator().manual_seed(3)
     for dtype in (torch.float32, torch.float64):
         # small integers: the energies are exact in any summation order, so the weights are the formula's

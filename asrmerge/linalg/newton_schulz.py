@@ -1,6 +1,6 @@
 """Newton-Schulz orthogonalisation NS_K (docs/algorithms.md section 3): the coefficient tables and the iteration.
 
-NS_K is a matrix function: after the normalisation X = A / (|A|_F + 1e-7) (A's short side first), every
+NS_K is a matrix function: after the normalisation X = A / (|A|_F + GUARD) (A's short side first), every
 step multiplies X by a polynomial of its Gram matrix G = X X^T, so NS_K(A) = h(G) X for the scalar polynomial
 h that the steps build (m <- (a + b g + c g^2) m with g = lambda m^2, from m = 1). On the CPU in fp32 (and
 fp16, bf16) :func:`newton_schulz` evaluates it that way: the Gram matrix and its eigendecomposition in fp64,
@@ -39,18 +39,21 @@ NS_COEFFS: dict[str, tuple[tuple[float, float, float], ...]] = {
 NAMES = tuple(NS_COEFFS)  # the choices of -p ns_coeffs
 
 SPECTRAL_TOL = 1e-5  # the spectral route's certified forward error, relative to |NS_K(A)|_F (the fp32 tolerance)
-EPS64 = 2.0**-52
+GUARD = 1e-7  # X = A / (|A|_F + GUARD)
 _GRID = 1 << 13  # points of [0, 1] on which h's derivative is bounded
 
 
-def ns_products(p: int, q: int, steps: int, *, spectral: bool = False) -> float:
+def ns_products(p: int, q: int, steps: int, coeffs: str = "muon", *, spectral: bool = False) -> float:
     """Multiply-adds of :func:`newton_schulz` on a p x q matrix, with s = min(p, q) and w = max(p, q), in units
-    of an fp32 product. The K steps: per step the Gram s x s (s^2 w), its square (s^3) and the update's
-    product (s^2 w). The spectral route: the fp64 Gram (s^2 w at twice the cost), the eigendecomposition
-    (counted as 6 s^3, its time on one core here at s = 640 and 1280), h(G) (s^3 in fp64) and h(G) X (s^2 w).
-    For ``--dry-run``'s estimate."""
+    of an fp32 product, for ``--dry-run``'s estimate. ``spectral``: the device and dtype take the spectral
+    route (:func:`uses_spectral`); it is costed where its bound certifies a full-rank matrix a priori
+    (:func:`certified` with an output norm of sqrt(s) / 2), else the steps are.
+
+    The K steps: per step the Gram s x s (s^2 w), its square (s^3) and the update's product (s^2 w). The
+    spectral route: the fp64 Gram (s^2 w at twice the cost), the eigendecomposition (counted as 6 s^3, its
+    time on one core here at s = 640 and 1280), h(G) (s^3 in fp64) and h(G) X (s^2 w)."""
     s, w = min(p, q), max(p, q)
-    if spectral:
+    if spectral and certified(s, w, steps, coeffs, math.sqrt(s) / 2):
         return float(3 * s * s * w + 8 * s**3)
     return float(steps * (2 * s * s * w + s**3))
 
@@ -90,8 +93,13 @@ def spectral_bound(s: int, w: int, steps: int, coeffs: str) -> float:
     max|h'| (w + s) eps (Daleckii-Krein: a C^1 function of a symmetric matrix is Lipschitz in the Frobenius
     norm with the derivative's bound); forming Q h(Lambda) Q^T adds 2 s eps max|h|.
     """
+    import torch
+
+    from asrmerge.linalg.svd import machine_eps
+
+    eps = machine_eps(torch.float64)
     hmax, dmax = _h_bounds(steps, coeffs)
-    return dmax * (w + s) * EPS64 + 2 * s * EPS64 * hmax
+    return dmax * (w + s) * eps + 2 * s * eps * hmax
 
 
 def certified(s: int, w: int, steps: int, coeffs: str, out_norm: float) -> bool:
@@ -99,6 +107,12 @@ def certified(s: int, w: int, steps: int, coeffs: str, out_norm: float) -> bool:
     ``out_norm``. With ``out_norm`` = sqrt(s) / 2 (every normalised singular value mapped to >= 1/2, as muon
     and schedule map the kept spectra of TSV-M's concatenations), it is the dry run's a-priori answer."""
     return spectral_bound(s, w, steps, coeffs) <= SPECTRAL_TOL * out_norm
+
+
+def _short_side(a: Tensor) -> tuple[Tensor, bool]:
+    """A, or its transpose where it has more rows than columns (then True): NS_K works on the short side."""
+    tall = a.shape[-2] > a.shape[-1]
+    return (a.mT if tall else a), tall
 
 
 def uses_spectral(device_type: str, dtype_name: str) -> bool:
@@ -121,11 +135,8 @@ def newton_schulz_steps(a: Tensor, steps: int = 5, coeffs: str = "muon") -> Tens
     import torch
 
     table = NS_COEFFS[coeffs]
-    x = a
-    tall = x.shape[-2] > x.shape[-1]
-    if tall:
-        x = x.mT
-    x = x / (torch.linalg.matrix_norm(x, keepdim=True) + 1e-7)
+    x, tall = _short_side(a)
+    x = x / (torch.linalg.matrix_norm(x, keepdim=True) + GUARD)
     for i in range(1, steps + 1):
         ca, cb, cc = table[min(i, len(table)) - 1]
         g = x @ x.mT
@@ -140,14 +151,12 @@ def newton_schulz_spectral(a: Tensor, steps: int = 5, coeffs: str = "muon") -> T
     eigendecomposition fails. Works on stacks (..., m, n); a zero matrix gives zero."""
     import torch
 
-    x = a
-    tall = x.shape[-2] > x.shape[-1]
-    if tall:
-        x = x.mT
+    x, tall = _short_side(a)
     s, w = x.shape[-2], x.shape[-1]
-    raw = torch.linalg.matrix_norm(x.double(), keepdim=True)
-    norm = raw + 1e-7
-    xn = x.double() / norm
+    x64 = x.double()
+    raw = torch.linalg.matrix_norm(x64, keepdim=True)
+    norm = raw + GUARD
+    xn = x64 / norm
     gram = xn @ xn.mT
     try:
         lam, q = torch.linalg.eigh(gram)

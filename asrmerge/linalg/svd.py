@@ -7,7 +7,6 @@ decomposed through their transpose, which LAPACK handles 2.5-4x faster on CPU.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
@@ -148,14 +147,12 @@ def polar(a: Tensor, *, name: str = "", full: bool = False) -> Tensor:
 def orth_products(p: int, q: int, orth: str, ns_steps: int = 5, ns_coeffs: str = "muon",
                   spectral_ns: bool = False) -> float:
     """Multiply-adds of :func:`orthogonalise` on a p x q matrix besides its SVD: P Q^T (p q min(p, q)) for
-    ``svd``; for ``ns``, Newton-Schulz's spectral route where ``spectral_ns`` (the device and dtype take it) and
-    its bound certifies a full-rank matrix's output a priori, else its steps. For ``--dry-run``'s estimate."""
-    from asrmerge.linalg.newton_schulz import certified, ns_products
+    ``svd``; for ``ns``, Newton-Schulz's (its spectral route where ``spectral_ns``: the device and dtype take
+    it, :func:`asrmerge.linalg.newton_schulz.ns_products`). For ``--dry-run``'s estimate."""
+    from asrmerge.linalg.newton_schulz import ns_products
 
     if orth == "ns":
-        s, w = min(p, q), max(p, q)
-        spectral = spectral_ns and certified(s, w, ns_steps, ns_coeffs, math.sqrt(s) / 2)
-        return ns_products(p, q, ns_steps, spectral=spectral)
+        return ns_products(p, q, ns_steps, ns_coeffs, spectral=spectral_ns)
     return float(p * q * min(p, q)) if orth == "svd" else 0.0
 
 

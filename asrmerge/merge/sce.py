@@ -10,6 +10,7 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Annotated, Any
 
 from asrmerge.merge.registry import Lam, P, algorithm
+from asrmerge.merge.ties import divisor, elected_sign
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -59,9 +60,7 @@ def sce(tasks: Operands, *,
         s = xs[0]
         for x in xs[1:]:
             s = s + x
-        # masks as 0/1 of the compute dtype written by comparisons, no torch.where: on the CPU both cost
-        # several times a vectorised pass (ties.disjoint_merge); the same values, bit for bit
-        gamma = torch.ge(s, 0, out=torch.empty_like(s)).mul_(2.0).sub_(1.0)  # +1 where s >= 0, else -1
+        gamma = elected_sign(s)  # masks without torch.where, as in ties: the same values, bit for bit
         num = torch.zeros_like(s)
         den = torch.zeros_like(s)
         m = torch.empty_like(s)
@@ -69,6 +68,6 @@ def sce(tasks: Operands, *,
             torch.eq(torch.sign(x), gamma, out=m)
             num = num + wt * m * x
             den = den + wt * m
-        return num / den.add_(torch.eq(den, 0, out=m))  # den >= 0: 1 where it is 0, den + 0 = den elsewhere
+        return num / divisor(den, m)
 
     return rule

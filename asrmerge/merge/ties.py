@@ -57,6 +57,24 @@ def trimmed(x: Tensor, thr: float | None) -> Tensor:
     return F.hardshrink(x, float(torch.nextafter(t, torch.zeros((), dtype=x.dtype))))
 
 
+def elected_sign(total: Tensor) -> Tensor:
+    """+1 where ``total`` >= 0 (0 and -0 included), else -1, in its dtype: 2 [total >= 0] - 1, exact.
+
+    Masks in these rules are 0/1 values of the compute dtype written by a comparison into an ``out=`` tensor:
+    on the CPU ``torch.where`` and boolean tensors cost 4-35x a vectorised pass."""
+    import torch
+
+    return torch.ge(total, 0, out=torch.empty_like(total)).mul_(2.0).sub_(1.0)
+
+
+def divisor(den: Tensor, scratch: Tensor) -> Tensor:
+    """``den`` (>= 0) with 1 where it is 0, in place (den + 0 = den elsewhere, exactly); ``scratch`` is
+    overwritten with the 0/1 mask of those entries."""
+    import torch
+
+    return den.add_(torch.eq(den, 0, out=scratch))
+
+
 def disjoint_merge(xs: list[Tensor], weights: list[float], agg: str) -> Tensor:
     """TIES steps 2-3: elect the sign of sum_t w_t x_t (+1 where it is 0), then merge the agreeing entries.
 
@@ -65,9 +83,8 @@ def disjoint_merge(xs: list[Tensor], weights: list[float], agg: str) -> Tensor:
     agreeing entries are summed as magnitudes, gamma x_t, and the elected sign applied at the end: negating
     is exact, so that sum is the signed one's to the bit, in fewer passes.
 
-    The masks are written as 0/1 values of the compute dtype by comparisons with an ``out=`` tensor, and the
-    sign as 2 [total >= 0] - 1: on the CPU ``torch.where`` and boolean tensors cost 4-35x a vectorised pass,
-    so one ``where`` is left (dis-mean's empty entries).
+    Masks and the sign are built without ``torch.where`` (:func:`elected_sign`); one ``where`` is left
+    (dis-mean's empty entries).
     """
     import torch
 
@@ -77,9 +94,7 @@ def disjoint_merge(xs: list[Tensor], weights: list[float], agg: str) -> Tensor:
     total = xs[0] * weights[0]
     for w, x in zip(weights[1:], xs[1:], strict=True):
         total.add_(scaled(x, w))
-    gamma = torch.empty_like(total)
-    torch.ge(total, 0, out=gamma)
-    gamma.mul_(2.0).sub_(1.0)  # +1 where the sum is >= 0 (0 and -0 included), else -1: exact
+    gamma = elected_sign(total)
     del total
     num = torch.zeros_like(gamma)
     den = torch.zeros_like(gamma)
@@ -97,8 +112,8 @@ def disjoint_merge(xs: list[Tensor], weights: list[float], agg: str) -> Tensor:
             if agg == "dis-mean":
                 den.add_(scaled(agree, w))
     if agg == "dis-mean":
-        empty = torch.eq(den, 0, out=agree)  # 1 where no task agrees: divide by 1 there, then give 0
-        return torch.where(den != 0, gamma * num / den.add_(empty), 0.0)
+        nonzero = den != 0
+        return torch.where(nonzero, gamma * num / divisor(den, agree), 0.0)  # 0 where no task agrees
     return gamma * num
 
 
