@@ -8,11 +8,20 @@ concatenation). With beta = 1 it is exactly tsvm with the same orthogonalisation
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 from asrmerge.merge.iso_c import RANK_MODES, numerical
 from asrmerge.merge.registry import Lam, P, algorithm
-from asrmerge.merge.tsvm import NS_COEFFS, ORTHS, one_over_t, products, svd_count, tsv_merge, tsv_merge_batch
+from asrmerge.merge.tsvm import (
+    NS_COEFFS,
+    ORTHS,
+    one_over_t,
+    products,
+    svd_count,
+    top_k,
+    tsv_merge,
+    tsv_merge_batch,
+)
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -96,10 +105,16 @@ def _boosted_core(space: CoreSpace, *, beta: float = 0.3, rank_frac: float | Non
                     boost=lift if beta < 1.0 else None)
 
 
+def boosted_top_k(params: dict[str, Any], m: int, n: int) -> tuple[int, bool] | None:
+    """tsvm's, except that boost_scope=full (with beta < 1) reads each task's whole spectrum."""
+    got = top_k(params, m, n)
+    return None if got is None else (got[0], params["beta"] < 1.0 and params["boost_scope"] == "full")
+
+
 @algorithm("boosted-tsvm", space="subspace", returns="matrix",
            paper="Carvalho et al. 2026, Model merging for multi-domain ASR, arXiv:2603.05354",
            lam=Lam(1.0, source="ours"), svds=svd_count, batched=_boosted_batched, core=_boosted_core,
-           core_exact=numerical, products=products,
+           core_exact=numerical, products=products, top_k=boosted_top_k,
            identity={"beta": 1.0, "orth": "svd", "rank_frac": 1.0, "lam": 1.0})
 def boosted_tsvm(tasks: Operands, *,
                  beta: Annotated[float, P("(0,1]", "energy fraction beta: values from index j* on are lifted to sigma_{j*} (smaller boosts more)", source="the paper")] = 0.3,
@@ -117,4 +132,4 @@ def boosted_tsvm(tasks: Operands, *,
         return boost(sigma, full, beta, boost_energy, boost_scope)
 
     return tsv_merge(tasks, rank_frac, orth, ns_steps, ns_coeffs, boost=lift if beta < 1.0 else None,
-                     rank_mode=rank_mode)
+                     rank_mode=rank_mode, spectrum=beta < 1.0 and boost_scope == "full")

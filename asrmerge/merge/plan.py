@@ -24,7 +24,9 @@ from asrmerge.io.checkpoint import Checkpoint, MemoryBackend
 from asrmerge.io.metadata import provenance
 from asrmerge.io.tensors import TensorInfo
 from asrmerge.io.writer import check_destination
+from asrmerge.linalg import lapack
 from asrmerge.linalg.core import worthwhile
+from asrmerge.linalg.gram import eigh_units, gram_products, uses_gram
 from asrmerge.linalg.newton_schulz import uses_spectral
 from asrmerge.merge import registry
 from asrmerge.merge.operands import Inputs, working_set
@@ -357,7 +359,8 @@ def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float | None 
         matmul_rate = measure_matmul_rate(inputs.device, inputs.dtype) if plan.algo.products is not None else 0.0
     if element_rate is None:
         element_rate = measure_element_rate(plan)
-    spectral_ns = uses_spectral(inputs.device.type, str(inputs.dtype).removeprefix("torch."))
+    dtype_name = str(inputs.dtype).removeprefix("torch.")
+    spectral_ns = uses_spectral(inputs.device.type, dtype_name)
     tensors = []
     svds = 0
     svd_seconds = 0.0
@@ -377,7 +380,16 @@ def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float | None 
                     count = count if rank else 0
                     svd_seconds += count * svd_rate * svd_units(rank, rank)
                 else:
-                    svd_seconds += count * svd_rate * svd_units(m, n)
+                    top = plan.algo.task_top_k(combo, m, n)
+                    if top is not None and uses_gram(m, n, top[0], inputs.device.type, dtype_name, spectrum=top[1]):
+                        # the T task SVDs by the Gram route: an fp64 eigendecomposition and products
+                        subset = not top[1] and lapack.available()
+                        svd_seconds += T * svd_rate * eigh_units(min(m, n), top[0], subset)
+                        products += T * gram_products(m, n, top[0])
+                        count_full = count - T
+                    else:
+                        count_full = count
+                    svd_seconds += count_full * svd_rate * svd_units(m, n)
                     products += plan.algo.product_count(T, combo, m, n, spectral_ns)
                 per_svd += count
             if rank is not None:  # the two QR bases, once per tensor, costed as thin SVDs of their shape
@@ -418,6 +430,8 @@ def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float | None 
         "product_seconds_estimate": products * matmul_rate / parallel,
         "element_seconds_estimate": element_seconds / parallel,
     }
+
+
 
 
 def svd_units(m: int, n: int) -> float:

@@ -157,6 +157,7 @@ def format_value(v: Any) -> str:
 SvdCount = Callable[[int, dict[str, Any]], int]
 CoreExact = Callable[[dict[str, Any]], bool]
 Products = Callable[[int, dict[str, Any], int, int, bool], float]
+TopK = Callable[[dict[str, Any], int, int], "tuple[int, bool] | None"]
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,7 @@ class Algorithm:
     core_exact: CoreExact | None = None
     products: Products | None = None
     stats_set: tuple[int, int] = FULL_SET
+    top_k: TopK | None = None
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -231,6 +233,12 @@ class Algorithm:
         (:func:`asrmerge.linalg.newton_schulz.uses_spectral`)."""
         return self.products(T, combo, m, n, spectral_ns) if self.products is not None else 0.0
 
+    def task_top_k(self, combo: dict[str, Any], m: int, n: int) -> tuple[int, bool] | None:
+        """(k, spectrum) where each of the T task SVDs of an m x n matrix needs only its top k triplets (and,
+        with ``spectrum``, every singular value): they may take the Gram route
+        (:func:`asrmerge.linalg.gram.uses_gram`); ``None`` where they need every triplet."""
+        return self.top_k(combo, m, n) if self.top_k is not None else None
+
 
 REGISTRY: dict[str, Algorithm] = {}
 
@@ -263,7 +271,7 @@ def algorithm(name: str, *, space: str, returns: str, paper: str, lam: Lam | Non
               min_tasks: int = 1, needs_base: bool = True, presets: dict[str, dict[str, Any]] | None = None,
               batched: Callable[..., Any] | None = None, identity: dict[str, Any] | None = None,
               core: Callable[..., Any] | None = None, core_exact: CoreExact | None = None,
-              products: Products | None = None,
+              products: Products | None = None, top_k: TopK | None = None,
               stats_set: tuple[int, int] = FULL_SET) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn`` as the merge algorithm ``name``. This is the whole algorithm contract.
 
@@ -301,6 +309,9 @@ def algorithm(name: str, *, space: str, returns: str, paper: str, lam: Lam | Non
         products: multiply-adds of the other matrix products per svd-class m x n matrix,
             ``products(T, params, m, n, spectral_ns)`` (Newton-Schulz, projections), for ``--dry-run``'s
             estimate; ``spectral_ns`` says whether Newton-Schulz may take its spectral route there.
+        top_k: ``top_k(params, m, n)``: (k, spectrum) where the first T of ``svds`` (one per task) need only
+            the top k singular triplets of an m x n matrix (and with ``spectrum`` its singular values), so
+            that the dry run costs the Gram route where it applies; or ``None``.
         min_tasks: fewer inputs are a usage error.
         needs_base: whether ``--base`` is required.
         presets: further names, each with some parameters fixed (``{"tsvm-ns": {"orth": "ns"}}``).
@@ -348,7 +359,7 @@ def algorithm(name: str, *, space: str, returns: str, paper: str, lam: Lam | Non
         def make(alg: str, summ: str, kept: tuple[Param, ...], fixed: dict[str, Any]) -> Algorithm:
             return Algorithm(alg, fn, summ, paper, space, returns, kept, min_tasks, needs_base, fixed, batched, svds,
                              identity if not fixed else None, keys, core, core_exact, products,
-                             stats_set)
+                             stats_set, top_k)
 
         REGISTRY[name] = make(name, summary, params, {})
         for alias, fixed in (presets or {}).items():

@@ -22,17 +22,41 @@ if TYPE_CHECKING:
 ORTHS = ("svd", "ns", "eigh")
 
 
-def task_svd(tasks: Operands, t: int) -> tuple[Tensor, Tensor, Tensor, int]:
-    """(U, sigma, V, rho) of w_t tau_t: the thin SVD and its numerical rank, computed once per tensor."""
+def task_svd(tasks: Operands, t: int, k: int | None = None, *,
+             spectrum: bool = True) -> tuple[Tensor, Tensor, Tensor, int]:
+    """(U, sigma, V, rho) of w_t tau_t, computed once per tensor, with rho its numerical rank.
+
+    ``k`` None: the thin SVD (every triplet). Else U and V hold at least the top min(k, rho) singular vectors,
+    by the fp64 Gram route where it applies (docs/algorithms.md section 3, top-k triplets), and rho may be
+    returned as min(rho, the columns held). ``spectrum``: sigma is the whole spectrum; otherwise it may be
+    the top values only."""
     key = ("tsvd", t)
-    if key not in tasks.memo:
+    hit = tasks.memo.get(key)
+    if hit is None or not _covers(hit, k, spectrum):
+        from asrmerge.linalg.gram import top_svd
         from asrmerge.linalg.svd import numerical_rank, svd
 
         x = tasks.weights[t] * tasks.tau(t)
-        u, s, vh = svd(x, name=tasks.name)
-        tasks.memo[key] = (u, s, vh.mT, numerical_rank(s, x.shape, x.dtype))
-    result: tuple[Tensor, Tensor, Tensor, int] = tasks.memo[key]
-    return result
+        if k is None:
+            u, s, vh = svd(x, name=tasks.name)
+            hit = (u, s, vh.mT, numerical_rank(s, x.shape, x.dtype))
+        else:
+            hit = top_svd(x, k, name=tasks.name, spectrum=spectrum)
+        tasks.memo[key] = hit
+    u, s, v, rho = hit
+    return u, s, v, (rho if rho is not None else u.shape[1])
+
+
+def _covers(hit: tuple[Tensor, Tensor, Tensor, int | None], k: int | None, spectrum: bool) -> bool:
+    """Whether a kept decomposition serves a request for the top ``k`` triplets (None: every triplet), and
+    with ``spectrum`` the whole spectrum."""
+    u, s, v, rho = hit
+    r = min(u.shape[0], v.shape[0])
+    if k is None:
+        return u.shape[1] == r
+    if spectrum and (rho is None or s.shape[0] < r):
+        return False
+    return u.shape[1] >= (k if rho is None else min(k, rho))
 
 
 def truncation(tasks: Operands, rank_frac: float) -> int:
@@ -43,8 +67,10 @@ def truncation(tasks: Operands, rank_frac: float) -> int:
 
 
 def tsv_merge(tasks: Operands, rank_frac: float, orth: str, ns_steps: int, ns_coeffs: str,
-              boost: object = None, rank_mode: str = "numerical") -> Tensor:
-    """TSV-M steps 1-4; ``boost(sigma_kept, sigma_full)`` may replace each task's kept singular values.
+              boost: object = None, rank_mode: str = "numerical", spectrum: bool = False) -> Tensor:
+    """TSV-M steps 1-4; ``boost(sigma_kept, sigma_full)`` may replace each task's kept singular values
+    (``spectrum``: it reads sigma_full, so each task's whole spectrum is computed; otherwise it may hold the
+    top values only).
 
     ``rank_mode=full`` (the reference): every task keeps k triplets, its numerically zero ones included, and
     orth=svd takes the full polar factor P Q^T (docs/algorithms.md section 6.3).
@@ -58,7 +84,7 @@ def tsv_merge(tasks: Operands, rank_frac: float, orth: str, ns_steps: int, ns_co
     full = rank_mode == "full"
     us, ss, vs = [], [], []
     for t in range(tasks.T):
-        u, s, v, rho = task_svd(tasks, t)
+        u, s, v, rho = task_svd(tasks, t, None if full else k, spectrum=spectrum)
         kt = k if full else min(k, rho)
         sk = s[:kt]
         if boost is not None and kt > 0:
@@ -118,6 +144,17 @@ def products(T: int, params: dict[str, Any], m: int, n: int, spectral_ns: bool =
     return m * K * n + orth_products(m, K, orth, *ns) + orth_products(n, K, orth, *ns)
 
 
+def top_k(params: dict[str, Any], m: int, n: int) -> tuple[int, bool] | None:
+    """(k, False): each task SVD needs its top k triplets only, not the whole spectrum (rank_mode=numerical);
+    the reference mode needs every triplet (None)."""
+    import math
+
+    if params.get("rank_mode", "numerical") == "full":
+        return None
+    r = min(m, n)
+    return min(r, max(1, math.floor(params["rank_frac"] * r))), False
+
+
 def one_over_t(T: int) -> float:
     return 1.0 / T
 
@@ -125,7 +162,7 @@ def one_over_t(T: int) -> float:
 @algorithm("tsvm", space="subspace", returns="matrix", paper="Gargiulo et al. 2025, Task Singular Vectors, arXiv:2412.00081",
            lam=Lam(1.0, "scaling factor lambda (the TSV code tunes it over (0, 3])"), svds=svd_count,
            presets={"tsvm-ns": {"orth": "ns"}}, batched=_tsvm_batched, core=_tsvm_core, core_exact=numerical,
-           products=products,
+           products=products, top_k=top_k,
            identity={"orth": "svd", "rank_frac": 1.0, "lam": 1.0})
 def tsvm(tasks: Operands, *,
          rank_frac: Annotated[float | None, P("(0,1]", "fraction p of each task's rank kept", default="1/T", resolve=one_over_t)] = None,
