@@ -206,12 +206,13 @@ def test_dry_run_cost_of_the_route_is_what_it_multiplies() -> None:
     assert eigh_units(1280, 128, subset=True) == pytest.approx(0.4 * 1280**3)
 
 
-@pytest.mark.parametrize("algo", ["tsvm", "tsvm-ns", "boosted-tsvm"])
+@pytest.mark.parametrize("algo", ["tsvm", "tsvm-ns", "boosted-tsvm", "iso-cts"])
 @pytest.mark.parametrize("T", [5, 8])
 def test_merges_through_the_route_agree_with_the_exact_merge(algo: str, T: int,
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    """TSV-M, TSV-M w/ NS and BoostedTSV-M of T long (T = 5) or square (T = 8) task vectors in fp32, which take
-    the route for every task, against the same merge in fp64 (thin SVDs, the steps): within 1e-5 relative."""
+    """TSV-M, TSV-M w/ NS, BoostedTSV-M (each task's top k) and Iso-CTS (each task's residual's top s) of T
+    long (T = 5) or square (T = 8) task vectors in fp32, which take the route for every task, against the same
+    merge in fp64 (thin SVDs, the steps): within 1e-5 relative."""
     calls = []
     original = gram.gram_svd
 
@@ -259,6 +260,24 @@ def test_a_sweep_decomposes_again_only_for_more_triplets() -> None:
     assert call(20) == call(20, spectrum=True) == (100, 100, 100) and Tasks.reads == 4
 
 
+def test_iso_cts_keeps_what_the_thin_svd_keeps_on_rank_deficient_residuals(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Iso-CTS judges each residual triplet against epsilon_tol of the task itself (skipping sigma_1 of the
+    task where the smallest kept value clears the threshold at its Frobenius norm): with a rank-2 task whose
+    residual is tiny and a rank-3 one, the route keeps what the fp32 thin SVD keeps: the two merges agree to
+    1e-4 (measured 1.2e-5, the fp32 SVD's own error), where one direction kept or dropped moves this isotropic
+    merge by about 25 %. (fp64 keeps the rank-2 task's tiny residual directions, which its smaller epsilon
+    clears, so it is not the reference here.)"""
+    g = generator(21)
+    taus = [decaying(300, 120, seed=400 + t) for t in range(4)]
+    taus.append(from_svd(orthonormal(300, 3, g), torch.tensor([3.0, 2.0, 1.0], dtype=torch.float64),
+                         orthonormal(120, 3, g)).float())
+    taus.append(decaying(300, 120, seed=499, rank=2))
+    got = merge_one("iso-cts", taus, dtype=torch.float32)
+    monkeypatch.setattr(gram, "uses_gram", lambda *a, **k: False)
+    thin = merge_one("iso-cts", taus, dtype=torch.float32)
+    assert rel_fro(got, thin.double()) < 1e-4
+
+
 def test_boost_scope_full_reads_the_whole_spectrum() -> None:
     """boosted-tsvm with boost_scope=full divides by the whole spectrum's energy, so its task SVDs keep every
     singular value: on square task vectors (where dsyevr would give only the top k) it still agrees with the
@@ -280,11 +299,14 @@ def test_dry_run_costs_the_route(tiny_base: Path, tiny_fts: list[Path]) -> None:
     from asrmerge.merge.plan import MergeSpec, dry_run, make_plan, svd_units
     from asrmerge.merge.registry import get
 
-    assert get("tsvm").task_top_k({"rank_frac": 0.1, "rank_mode": "numerical"}, 5120, 1280) == (128, False)
-    assert get("tsvm").task_top_k({"rank_frac": 0.1, "rank_mode": "full"}, 5120, 1280) is None
+    assert get("tsvm").task_top_k(10, {"rank_frac": 0.1, "rank_mode": "numerical"}, 5120, 1280) == (128, False)
+    assert get("tsvm").task_top_k(10, {"rank_frac": 0.1, "rank_mode": "full"}, 5120, 1280) is None
     full = {"rank_frac": 0.1, "rank_mode": "numerical", "beta": 0.3, "boost_scope": "full"}
-    assert get("boosted-tsvm").task_top_k(full, 1280, 1280) == (128, True)
-    assert get("ties").task_top_k({}, 5120, 1280) is None
+    assert get("boosted-tsvm").task_top_k(10, full, 1280, 1280) == (128, True)
+    assert get("iso-cts").task_top_k(10, {"common_frac": 0.8, "rank_mode": "numerical"}, 5120, 1280) == (26, False)
+    assert get("iso-cts").task_top_k(10, {"common_frac": 1.0, "rank_mode": "numerical"}, 5120, 1280) is None
+    assert get("iso-cts").task_top_k(10, {"common_frac": 0.8, "rank_mode": "full"}, 5120, 1280) is None
+    assert get("ties").task_top_k(10, {}, 5120, 1280) is None
     T, k, rate, mm = len(tiny_fts), 1, 1e-9, 1e-11
     runs = {"tsvm": ["rank_mode=numerical"], "full": ["rank_mode=full"], "boosted": ["boost_scope=full"]}
     reports = {}

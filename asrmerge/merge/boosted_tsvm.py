@@ -105,9 +105,9 @@ def _boosted_core(space: CoreSpace, *, beta: float = 0.3, rank_frac: float | Non
                     boost=lift if beta < 1.0 else None)
 
 
-def boosted_top_k(params: dict[str, Any], m: int, n: int) -> tuple[int, bool] | None:
+def boosted_top_k(T: int, params: dict[str, Any], m: int, n: int) -> tuple[int, bool] | None:
     """tsvm's, except that boost_scope=full (with beta < 1) reads each task's whole spectrum."""
-    got = top_k(params, m, n)
+    got = top_k(T, params, m, n)
     return None if got is None else (got[0], params["beta"] < 1.0 and params["boost_scope"] == "full")
 
 

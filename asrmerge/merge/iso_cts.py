@@ -27,7 +27,8 @@ def sizes(r: int, T: int, common_frac: float) -> tuple[int, int]:
 
 
 def svd_count(T: int, params: dict[str, Any]) -> int:
-    """The sum's SVD, T residual SVDs, and the two polar factors' with orth=svd (per matrix)."""
+    """The sum's SVD, T residual SVDs (none are done where s = 0, but they are counted), and the two polar
+    factors' with orth=svd (per matrix)."""
     return 1 + T + (2 if params["orth"] == "svd" else 0)
 
 
@@ -52,9 +53,16 @@ def _iso_cts_core(space: CoreSpace, *, common_frac: float = 0.8, orth: str = "sv
     return core.iso_cts(space.cores, space.shape, k, s, orth=orth, ns_steps=ns_steps, ns_coeffs=ns_coeffs)
 
 
+def top_k(T: int, params: dict[str, Any], m: int, n: int) -> tuple[int, bool] | None:
+    """(s, False): each task's residual SVD needs its top s triplets only (rank_mode=numerical); None where
+    s = 0 or with rank_mode=full (every triplet)."""
+    _, s = sizes(min(m, n), T, params["common_frac"])
+    return None if s == 0 or params.get("rank_mode", "numerical") == "full" else (s, False)
+
+
 @algorithm("iso-cts", space="subspace", returns="matrix",
            paper="Marczak et al. 2025, No task left behind (Iso-CTS), arXiv:2502.04959", lam=Lam(1.0), svds=svd_count,
-           core=_iso_cts_core, core_exact=numerical, products=products)
+           core=_iso_cts_core, core_exact=numerical, products=products, top_k=top_k)
 def iso_cts(tasks: Operands, *,
             common_frac: Annotated[float, P("[0,1]", "fraction of the rank given to the common subspace")] = 0.8,
             orth: Annotated[str, P(ORTHS, "orthogonalise by polar factor (the reference) or Newton-Schulz")] = "svd",
@@ -64,6 +72,7 @@ def iso_cts(tasks: Operands, *,
     """Iso-CTS: common subspace of the sum plus each task's own residual directions, flattened to one scale."""
     import torch
 
+    from asrmerge.linalg.gram import top_svd
     from asrmerge.linalg.svd import eps_tol, orthogonalise, svd, svdvals
 
     m, n = tasks.matrix_shape
@@ -89,13 +98,22 @@ def iso_cts(tasks: Operands, *,
         x = tasks.weights[t] * tasks.tau(t)
         resid = x - uc @ (uc.mT @ x)
         resid = resid - uc @ (uc.mT @ resid)  # projecting twice leaves rounding noise of ~2 eps ||x||, not ~10
-        ut, st, vth = svd(resid, name=tasks.name)
+        if numerical:  # the top s triplets only (the Gram route where it applies, section 3)
+            ut, st, vt, _ = top_svd(resid, s, name=tasks.name)
+        else:
+            ut, st, vth = svd(resid, name=tasks.name)
+            vt = vth.mT
+        c = min(s, ut.shape[1])
         # a task-specific triplet's source is the task: judged against epsilon_tol(w_t tau_t), a residual that
-        # vanishes up to rounding (tau_t inside the common space) adds no noise directions
-        keep = kept(st[:s], float(svdvals(x)[0]) if numerical else 0.0, x.shape)
-        blocks_u.append(ut[:, :s][:, keep])
-        blocks_s.append(st[:s][keep])
-        blocks_v.append(vth[:s].mT[:, keep])
+        # vanishes up to rounding (tau_t inside the common space) adds no noise directions. sigma_1(x) <= |x|_F,
+        # so where the smallest kept value clears the threshold at |x|_F, sigma_1(x) is not needed
+        clear = numerical and c > 0 and float(st[c - 1]) > eps_tol(torch.linalg.vector_norm(x), x.shape, x.dtype)
+        keep = kept(st[:c], float(svdvals(x)[0]) if numerical and not clear else 0.0, x.shape)
+        if clear:
+            keep = torch.ones_like(keep)
+        blocks_u.append(ut[:, :c][:, keep])
+        blocks_s.append(st[:c][keep])
+        blocks_v.append(vt[:, :c][:, keep])
     blocks_u.append(uc)
     blocks_s.append(sc)
     blocks_v.append(vc)

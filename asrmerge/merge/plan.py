@@ -380,7 +380,7 @@ def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float | None 
                     count = count if rank else 0
                     svd_seconds += count * svd_rate * svd_units(rank, rank)
                 else:
-                    top = plan.algo.task_top_k(combo, m, n)
+                    top = plan.algo.task_top_k(T, combo, m, n)
                     if top is not None and uses_gram(m, n, top[0], inputs.device.type, dtype_name, spectrum=top[1]):
                         # the T task SVDs by the Gram route: an fp64 eigendecomposition and products
                         subset = not top[1] and lapack.available()

@@ -157,7 +157,7 @@ def format_value(v: Any) -> str:
 SvdCount = Callable[[int, dict[str, Any]], int]
 CoreExact = Callable[[dict[str, Any]], bool]
 Products = Callable[[int, dict[str, Any], int, int, bool], float]
-TopK = Callable[[dict[str, Any], int, int], "tuple[int, bool] | None"]
+TopK = Callable[[int, dict[str, Any], int, int], "tuple[int, bool] | None"]
 
 
 @dataclass(frozen=True)
@@ -233,11 +233,11 @@ class Algorithm:
         (:func:`asrmerge.linalg.newton_schulz.uses_spectral`)."""
         return self.products(T, combo, m, n, spectral_ns) if self.products is not None else 0.0
 
-    def task_top_k(self, combo: dict[str, Any], m: int, n: int) -> tuple[int, bool] | None:
+    def task_top_k(self, T: int, combo: dict[str, Any], m: int, n: int) -> tuple[int, bool] | None:
         """(k, spectrum) where each of the T task SVDs of an m x n matrix needs only its top k triplets (and,
         with ``spectrum``, every singular value): they may take the Gram route
         (:func:`asrmerge.linalg.gram.uses_gram`); ``None`` where they need every triplet."""
-        return self.top_k(combo, m, n) if self.top_k is not None else None
+        return self.top_k(T, combo, m, n) if self.top_k is not None else None
 
 
 REGISTRY: dict[str, Algorithm] = {}
@@ -309,7 +309,7 @@ def algorithm(name: str, *, space: str, returns: str, paper: str, lam: Lam | Non
         products: multiply-adds of the other matrix products per svd-class m x n matrix,
             ``products(T, params, m, n, spectral_ns)`` (Newton-Schulz, projections), for ``--dry-run``'s
             estimate; ``spectral_ns`` says whether Newton-Schulz may take its spectral route there.
-        top_k: ``top_k(params, m, n)``: (k, spectrum) where the first T of ``svds`` (one per task) need only
+        top_k: ``top_k(T, params, m, n)``: (k, spectrum) where T of ``svds`` (one per task) need only
             the top k singular triplets of an m x n matrix (and with ``spectrum`` its singular values), so
             that the dry run costs the Gram route where it applies; or ``None``.
         min_tasks: fewer inputs are a usage error.

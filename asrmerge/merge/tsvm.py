@@ -144,7 +144,7 @@ def products(T: int, params: dict[str, Any], m: int, n: int, spectral_ns: bool =
     return m * K * n + orth_products(m, K, orth, *ns) + orth_products(n, K, orth, *ns)
 
 
-def top_k(params: dict[str, Any], m: int, n: int) -> tuple[int, bool] | None:
+def top_k(T: int, params: dict[str, Any], m: int, n: int) -> tuple[int, bool] | None:
     """(k, False): each task SVD needs its top k triplets only, not the whole spectrum (rank_mode=numerical);
     the reference mode needs every triplet (None)."""
     import math
