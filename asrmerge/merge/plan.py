@@ -432,8 +432,6 @@ def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float | None 
     }
 
 
-
-
 def svd_units(m: int, n: int) -> float:
     """Cost of a thin SVD of an m x n matrix, in units of n'^3 for a square one (n' = min, m' = max).
 
