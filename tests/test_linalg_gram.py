@@ -175,8 +175,8 @@ def test_dsyevr_gives_the_top_eigenpairs(n: int, k: int) -> None:
 
 
 def test_dsyevr_runs_beside_other_threads() -> None:
-    """ctypes releases the GIL during the call, so two merge workers decompose at once: two threads finish the
-    same decompositions and get the results a single thread gets."""
+    """Two threads calling dsyevr at once (as two merge workers do; ctypes releases the GIL, which this test
+    does not time) get exactly the results one thread gets."""
     from concurrent.futures import ThreadPoolExecutor
 
     gs = []
@@ -202,8 +202,8 @@ def test_dry_run_cost_of_the_route_is_what_it_multiplies() -> None:
         with counter:
             assert gram_svd(a, k, spectrum=spectrum) is not None
         assert 2 * counter.get_total_flops() == 2 * gram_products(m, n, k) == 2 * gram_products(n, m, k)
-    assert eigh_units(1280, 128, subset=False) == 0.75 * 1280**3
-    assert eigh_units(1280, 128, subset=True) == pytest.approx(0.4 * 1280**3)
+    assert eigh_units(1280, 128, spectrum=True) == 0.75 * 1280**3
+    assert eigh_units(1280, 128, spectrum=False) == pytest.approx(0.4 * 1280**3)
 
 
 @pytest.mark.parametrize("algo", ["tsvm", "tsvm-ns", "boosted-tsvm", "iso-cts"])
@@ -326,7 +326,7 @@ def test_dry_run_costs_the_route(tiny_base: Path, tiny_fts: list[Path]) -> None:
             m, n = t["shape"][0], math.prod(t["shape"][1:])
             if uses_gram(m, n, k, "cpu", "float32", spectrum=spectrum):
                 routed += 1
-                svd_s += rate * (T * eigh_units(min(m, n), k, not spectrum) + (t["svds"] - T) * svd_units(m, n))
+                svd_s += rate * (T * eigh_units(min(m, n), k, spectrum) + (t["svds"] - T) * svd_units(m, n))
             else:
                 svd_s += rate * t["svds"] * svd_units(m, n)
         assert routed >= (3 if spectrum else 10)

@@ -49,10 +49,14 @@ def uses_gram(m: int, n: int, k: int, device_type: str, dtype_name: str, *, spec
     return long >= ASPECT * short or (not spectrum and lapack.available())
 
 
-def eigh_units(n: int, k: int, subset: bool) -> float:
-    """The route's eigendecomposition of an n x n Gram matrix in units of an fp32 n x n SVD's n^3: the full
-    one (:data:`EIGH_UNITS`), or dsyevr's top k ((0.25 + 1.5 k / n), timed on one core here: 0.33 and 0.47
-    at n = 1280 with k = 128 and 256, 0.39 and 0.58 at n = 512 with k = 51 and 102), for ``--dry-run``."""
+def eigh_units(n: int, k: int, spectrum: bool) -> float:
+    """The route's eigendecomposition of an n x n Gram matrix in :func:`asrmerge.merge.plan.svd_units` (an
+    fp32 n x n SVD is n^3), for ``--dry-run``: dsyevr's top k ((0.25 + 1.5 k / n) n^3, timed on one core here:
+    0.33 and 0.47 at n = 1280 with k = 128 and 256, 0.39 and 0.58 at n = 512 with k = 51 and 102), or, with
+    ``spectrum`` or without dsyevr, the full one (:data:`EIGH_UNITS` n^3), as :func:`gram_svd` chooses."""
+    from asrmerge.linalg import lapack
+
+    subset = not spectrum and lapack.available()
     return (0.25 + 1.5 * min(k, n) / n if subset else EIGH_UNITS) * float(n) ** 3
 
 
@@ -71,7 +75,7 @@ def gram_svd(a: Tensor, k: int, tol: float = GRAM_TOL, *,
     least k (only the top k were computed). ``None`` where the backward error does not certify ``tol`` or the
     eigendecomposition fails (the caller takes the thin SVD)."""
     from asrmerge.linalg import lapack
-    from asrmerge.linalg.svd import eps_tol
+    from asrmerge.linalg.svd import numerical_rank
 
     x = a.to(torch.float64)
     g = x.mT @ x
@@ -88,7 +92,7 @@ def gram_svd(a: Tensor, k: int, tol: float = GRAM_TOL, *,
     norm = float(torch.linalg.vector_norm(x))
     if not 0 < norm < float("inf") or float(sigma[0]) == 0.0:
         return None
-    above = int((sigma > eps_tol(sigma[0], a.shape, a.dtype)).sum())
+    above = numerical_rank(sigma, a.shape, a.dtype)  # of the k values computed: rho, or k where rho >= k
     rho = above if top is None or above < k else None
     kk = min(k, above)
     v = w[:, :kk]
@@ -114,14 +118,9 @@ def top_svd(a: Tensor, k: int, *, name: str = "", tol: float = GRAM_TOL,
 
     m, n = a.shape[-2], a.shape[-1]
     if a.dim() == 2 and uses_gram(m, n, k, a.device.type, str(a.dtype).removeprefix("torch."), spectrum=spectrum):
-        if m >= n:
-            out = gram_svd(a, k, tol, spectrum=spectrum)
-            if out is not None:
-                return out
-        else:
-            out = gram_svd(a.mT, k, tol, spectrum=spectrum)
-            if out is not None:
-                v, s, u, rho = out
-                return u, s, v, rho
+        out = gram_svd(a if m >= n else a.mT, k, tol, spectrum=spectrum)
+        if out is not None:
+            u, s, v, rho = out
+            return (u, s, v, rho) if m >= n else (v, s, u, rho)
     u, s, vh = svd(a, name=name)
     return u, s, vh.mT, numerical_rank(s, a.shape, a.dtype)

@@ -107,10 +107,9 @@ def iso_cts(tasks: Operands, *,
         # a task-specific triplet's source is the task: judged against epsilon_tol(w_t tau_t), a residual that
         # vanishes up to rounding (tau_t inside the common space) adds no noise directions. sigma_1(x) <= |x|_F,
         # so where the smallest kept value clears the threshold at |x|_F, sigma_1(x) is not needed
-        clear = numerical and c > 0 and float(st[c - 1]) > eps_tol(torch.linalg.vector_norm(x), x.shape, x.dtype)
-        keep = kept(st[:c], float(svdvals(x)[0]) if numerical and not clear else 0.0, x.shape)
-        if clear:
-            keep = torch.ones_like(keep)
+        bound = float(torch.linalg.vector_norm(x)) if numerical else 0.0
+        clear = c > 0 and float(st[c - 1]) > eps_tol(bound, x.shape, x.dtype)
+        keep = kept(st[:c], bound if clear or not numerical else float(svdvals(x)[0]), x.shape)
         blocks_u.append(ut[:, :c][:, keep])
         blocks_s.append(st[:c][keep])
         blocks_v.append(vt[:, :c][:, keep])

@@ -24,7 +24,6 @@ from asrmerge.io.checkpoint import Checkpoint, MemoryBackend
 from asrmerge.io.metadata import provenance
 from asrmerge.io.tensors import TensorInfo
 from asrmerge.io.writer import check_destination
-from asrmerge.linalg import lapack
 from asrmerge.linalg.core import worthwhile
 from asrmerge.linalg.gram import eigh_units, gram_products, uses_gram
 from asrmerge.linalg.newton_schulz import uses_spectral
@@ -383,8 +382,7 @@ def dry_run(plan: Plan, *, svd_rate: float | None = None, io_rate: float | None 
                     top = plan.algo.task_top_k(T, combo, m, n)
                     if top is not None and uses_gram(m, n, top[0], inputs.device.type, dtype_name, spectrum=top[1]):
                         # the T task SVDs by the Gram route: an fp64 eigendecomposition and products
-                        subset = not top[1] and lapack.available()
-                        svd_seconds += T * svd_rate * eigh_units(min(m, n), top[0], subset)
+                        svd_seconds += T * svd_rate * eigh_units(min(m, n), top[0], top[1])
                         products += T * gram_products(m, n, top[0])
                         count_full = count - T
                     else:

@@ -147,12 +147,11 @@ def products(T: int, params: dict[str, Any], m: int, n: int, spectral_ns: bool =
 def top_k(T: int, params: dict[str, Any], m: int, n: int) -> tuple[int, bool] | None:
     """(k, False): each task SVD needs its top k triplets only, not the whole spectrum (rank_mode=numerical);
     the reference mode needs every triplet (None)."""
-    import math
+    from asrmerge.linalg import core
 
     if params.get("rank_mode", "numerical") == "full":
         return None
-    r = min(m, n)
-    return min(r, max(1, math.floor(params["rank_frac"] * r))), False
+    return core.truncation((m, n), params["rank_frac"]), False
 
 
 def one_over_t(T: int) -> float:
