@@ -130,42 +130,53 @@ def _reference(x: torch.Tensor, k: int) -> float:
     return float(torch.sort(x.reshape(-1), descending=True).values[k - 1])
 
 
-@pytest.mark.parametrize("kind", ["gauss", "ties", "zeros", "ascending", "descending", "two-values"])
-def test_bracketed_selection_is_exact_on_large_tensors(kind: str) -> None:
-    """The sample-bracket selection kth_largest uses on large CPU tensors equals a full sort, for k at both
-    ends and around the densities the algorithms ask for (repeats and zeros included)."""
-    from asrmerge.linalg.select import BRACKET_MIN, bracketed
-
-    n = BRACKET_MIN + 12345
+@pytest.mark.parametrize("kind", ["gauss", "fp16-diffs", "ties", "zeros", "ascending", "descending", "two-values"])
+def test_kth_largest_is_exact_on_large_tensors_and_leaves_them_as_they_are(kind: str) -> None:
+    """numpy's partition, which kth_largest uses on CPU fp32 and fp64, equals a full sort for k at both ends
+    and around the densities the algorithms ask for (repeats and zeros included), on a tensor it only reads."""
+    n = (1 << 20) + 12345
     g = torch.Generator().manual_seed(3)
+    base = torch.randn(n, generator=g).half()
     x = {
         "gauss": torch.randn(n, generator=g).abs(),
+        "fp16-diffs": ((base.float() + 0.003 * torch.randn(n, generator=g)).half().float() - base.float()).abs(),
         "ties": torch.randint(0, 50, (n,), generator=g).float(),
         "zeros": torch.where(torch.rand(n, generator=g) < 0.9, 0.0, torch.rand(n, generator=g)),
         "ascending": torch.arange(n, dtype=torch.float32),
         "descending": torch.arange(n, 0, -1, dtype=torch.float32),
         "two-values": torch.where(torch.arange(n) < n // 5, 2.0, 1.0),
     }[kind]
-    hits = 0
-    for k in (1, 2, n // 100, n // 5, n // 5 + 1, n // 2, n - 1, n):
-        found = bracketed(x, k)
-        hits += found is not None
-        assert kth_largest(x, k) == _reference(x, k), (kind, k)
-        if found is not None:
-            assert found == _reference(x, k), (kind, k)
-    assert hits == 8  # the bracket, not the fallback, answers
+    for dtype in DTYPES:
+        y = x.to(dtype)
+        before = y.clone()
+        for k in (1, 2, n // 100, n // 5, n // 5 + 1, n // 2, n - 1, n):
+            assert kth_largest(y, k) == _reference(y, k), (kind, dtype, k)
+        assert torch.equal(y, before)
 
 
-def test_a_sample_that_misses_the_bracket_falls_back_to_the_full_selection() -> None:
-    """A tensor built so the strided sample sees only zeros: the bracket misses, and the answer stays exact."""
-    from asrmerge.linalg.select import BRACKET_MIN, SAMPLE, bracketed
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_kth_largest_of_half_precision_values_goes_through_kthvalue(dtype: torch.dtype) -> None:
+    """numpy has no bfloat16: the narrow dtypes keep torch's selection, with the same answer."""
+    x = torch.randn(5000, generator=torch.Generator().manual_seed(1)).to(dtype)
+    for k in (1, 1000, 5000):
+        assert kth_largest(x, k) == _reference(x, k)
 
-    n = BRACKET_MIN * 2
-    step = n // SAMPLE
-    x = torch.ones(n)
-    x[::step] = 0.0  # every sampled element is 0, almost every other element is 1
-    x[1::step] = torch.linspace(1.0, 2.0, n // step)
-    k = n // 2
-    assert bracketed(x, k) is None
-    assert kth_largest(x, k) == _reference(x, k) == 1.0
-    assert kth_largest(x, 3) == _reference(x, 3)
+
+def test_kth_largest_of_a_strided_view() -> None:
+    """A transposed (non-contiguous) matrix is flattened by a copy; its k-th largest is the same value."""
+    x = torch.randn(300, 200, generator=torch.Generator().manual_seed(2)).t()
+    for k in (1, 600, 60000):
+        assert kth_largest(x, k) == _reference(x.contiguous(), k)
+
+
+def test_kth_largest_may_reorder_scratch_it_is_handed_and_only_that() -> None:
+    """With overwrite the input is the caller's scratch: the same answer, the same multiset of values
+    (reordered in place); without it the input is left bit for bit."""
+    x = torch.randn(100_003, generator=torch.Generator().manual_seed(4)).abs()
+    want = _reference(x, 20_000)
+    kept = x.clone()
+    assert kth_largest(x, 20_000) == want
+    assert torch.equal(x, kept)
+    assert kth_largest(x, 20_000, overwrite=True) == want
+    assert not torch.equal(x, kept)
+    assert torch.equal(torch.sort(x).values, torch.sort(kept).values)

@@ -77,14 +77,15 @@ def test_statistics_in_memory_read_each_input_once(algo: str, params: dict[str, 
     stats_bytes = working_set(T, numel, torch.float32, per_task, fixed)
     assert stats_bytes < working_set(T, numel, torch.float32)
     reads: list[tuple[int, int] | None] = []
-    real = Inputs.read
+    real = Inputs._read  # every read of an input (read, and difference for W_t - W_0) goes through it
 
-    def counting(self: Inputs, ckpt: object, n: str, rows: tuple[int, int] | None, **kw: object) -> torch.Tensor:
+    def counting(self: Inputs, ckpt: object, n: str, rows: tuple[int, int] | None,
+                 widen: bool) -> tuple[torch.Tensor, bool]:
         if n == name:
             reads.append(rows)
-        return real(self, ckpt, n, rows, **kw)  # type: ignore[arg-type]
+        return real(self, ckpt, n, rows, widen)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(Inputs, "read", counting)
+    monkeypatch.setattr(Inputs, "_read", counting)
     whole = merge(algo, fts, base=base, params=params)
     assert reads == [None] * (T + 1)
     reads.clear()
@@ -255,3 +256,31 @@ def test_batches_group_same_shape_matrices(monkeypatch: pytest.MonkeyPatch) -> N
     base, fts = batch_inputs()
     merge("tsvm", fts, base=base, batch=4)
     assert sorted(sizes) == [3, 4, 4]  # q,k,v,out of each layer; the three fc2 together
+
+
+@pytest.mark.parametrize("stored", [torch.float16, torch.bfloat16, torch.float32])
+def test_task_difference_is_torch_sub_and_leaves_what_the_reader_returned(stored: torch.dtype) -> None:
+    """W_t - W_0 is taken in place only in a copy the widening made: the values are torch.sub's to the bit,
+    and a tensor the reader hands back as it holds it (fp32 stored as computed: no copy) is left intact."""
+    from asrmerge.merge.operands import Inputs
+
+    g = torch.Generator().manual_seed(11)
+    held = (0.02 * torch.randn(64, 48, generator=g)).to(stored)
+    kept = held.clone()
+    base = 0.02 * torch.randn(64, 48, generator=g)
+
+    class Reader:  # a reader that returns the very tensor it holds, as a memory map would
+        label = "ft.safetensors"
+
+        def get(self, name: str) -> torch.Tensor:
+            return held
+
+        def get_range(self, name: str, start: int, stop: int) -> torch.Tensor:
+            return held[start:stop]
+
+    inputs = Inputs(base=None, sources=[], is_taskvec=[], weights=[])
+    got = inputs.difference(Reader(), "w", None, base, lambda t: t)  # type: ignore[arg-type]
+    assert torch.equal(got, torch.sub(held.float(), base))
+    rows = inputs.difference(Reader(), "w", (8, 24), base[8:24], lambda t: t)  # type: ignore[arg-type]
+    assert torch.equal(rows, torch.sub(held[8:24].float(), base[8:24]))
+    assert torch.equal(held, kept)

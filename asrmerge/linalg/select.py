@@ -25,55 +25,47 @@ BINS = 1 << DIGIT
 
 
 COLLECT = 1 << 22  # most elements RadixSelect's second pass collects instead of histogramming (16 MiB of fp32)
-SAMPLE = 1 << 16  # sample size of the bracketing selection
-BRACKET_MIN = 1 << 20  # below this many elements a plain selection is as fast
 
 
-def kth_largest(x: Tensor, k: int) -> float:
+def kth_largest(x: Tensor, k: int, *, overwrite: bool = False) -> float:
     """The k-th largest element of ``x`` (1-based, repeats counted), exactly.
 
-    On the CPU a large tensor goes through :func:`bracketed` (a few comparison passes and a selection among
-    a small share of the elements, about 3x faster than ``torch.kthvalue`` on 26 M elements), falling back to
-    ``kthvalue`` when its sample's bracket misses; on a GPU ``topk``.
+    ``overwrite``: ``x`` is the caller's scratch, which the selection may reorder (it saves a copy: 2.7 of
+    70 s of a one-worker large-v3 ties merge at T = 10); otherwise ``x`` is left as it is.
+
+    On the CPU, fp32 and fp64 go through :func:`partitioned` (numpy's introselect, 4-10x faster than
+    ``torch.kthvalue`` from 2^16 elements up); other dtypes through ``kthvalue``; on a GPU, ``topk`` for
+    large tensors.
     """
     flat = x.reshape(-1)
     n = flat.numel()
     if not 1 <= k <= n:
         raise ValueError(f"k={k} outside 1..{n}")
-    if flat.device.type == "cpu" and n >= BRACKET_MIN:
-        found = bracketed(flat, k)
-        if found is not None:
-            return found
+    if flat.device.type == "cpu" and flat.dtype in (torch.float32, torch.float64):
+        return partitioned(flat, k, overwrite=overwrite)
     if flat.device.type == "cpu" or n < (1 << 24):
         return float(torch.kthvalue(flat.cpu() if flat.device.type != "cpu" else flat, n - k + 1).values)
     return float(torch.topk(flat, k).values[-1])
 
 
-def bracketed(flat: Tensor, k: int, sample: int = SAMPLE) -> float | None:
-    """The k-th largest of the 1-D ``flat`` by a sample's bracket, exactly; ``None`` if the bracket misses.
+def partitioned(flat: Tensor, k: int, overwrite: bool = False) -> float:
+    """The k-th largest of the 1-D CPU fp32/fp64 ``flat`` by numpy's partition, of a copy of ``flat``, or of
+    ``flat`` itself with ``overwrite`` (its elements are then reordered). The ordering is that of the values,
+    so the answer is the same value as ``kthvalue``'s, with equal values (+0.0 and -0.0 among them) counted
+    as repeats. numpy holds the GIL while it partitions.
 
-    An evenly strided sample of ``sample`` elements, sorted, gives two values lo <= hi around the wanted
-    quantile (six standard deviations of a sample rank apart). If fewer than k elements exceed hi and at
-    least k are >= lo, the answer lies in [lo, hi] and is the (k - #(> hi))-th largest of the elements
-    there, a small share of the tensor. Otherwise (an unlucky or adversarial sample) the caller selects
-    over the whole tensor. Exact either way: the sample only decides how much work the selection does.
+    One thread, measured on this project's 2-core machine (numpy 2.4, AVX-512): 6.5 M magnitudes of fp16
+    differences (12 k distinct values) in 11 ms against 18 ms for a sample-bracketed ``kthvalue`` and 81 ms
+    for ``kthvalue``; 66 M in 150 ms against 288 ms and 542 ms.
     """
-    n = flat.numel()
-    step = max(1, n // sample)
-    srt = torch.sort(flat[::step]).values
-    s = srt.numel()
-    q = (n - k) / n  # the wanted element's ascending rank, as a fraction
-    margin = 6.0 * math.sqrt(s * q * (1.0 - q)) + 16.0
-    i_lo, i_hi = math.floor(q * s - margin), math.ceil(q * s + margin)
-    # a bound past the sample's end is no bound: the extremes' brackets then always hold
-    above = flat > srt[i_hi] if i_hi < s else torch.zeros_like(flat, dtype=torch.bool)
-    inside = flat >= srt[i_lo] if i_lo > 0 else torch.ones_like(flat, dtype=torch.bool)
-    n_above = int(torch.count_nonzero(above))
-    if not n_above < k <= int(torch.count_nonzero(inside)):
-        return None
-    cand = flat[inside & ~above]
-    rank = k - n_above  # among the candidates, from the top
-    return float(torch.kthvalue(cand, cand.numel() - rank + 1).values)
+    import numpy as np
+
+    a = flat.detach().numpy()
+    i = a.size - k
+    if overwrite:
+        a.partition(i)
+        return float(a[i])
+    return float(np.partition(a, i)[i])
 
 
 def _keys(x: Tensor) -> Tensor:
@@ -148,7 +140,7 @@ class RadixSelect:
             self.found = []
             if cand.numel() < self.k:
                 raise RuntimeError("the stream changed between passes")
-            self._value = float(torch.kthvalue(cand, cand.numel() - self.k + 1).values)
+            self._value = kth_largest(cand, self.k)
             return
         assert self.hist is not None
         first = self.shift == self.bits - DIGIT

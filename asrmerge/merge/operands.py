@@ -21,6 +21,8 @@ from asrmerge.io.tensors import finite
 from asrmerge.merge.registry import FULL_SET
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from torch import Tensor
 
     from asrmerge.io.checkpoint import Checkpoint
@@ -50,11 +52,32 @@ class Inputs:
         """Tensor ``name`` (or its rows) from ``ckpt``, checked finite, on the compute device, in the compute
         dtype; with ``widen=False`` in its stored dtype where that is exactly representable in the compute
         dtype (fp16 or bf16 for fp32), for a caller whose next operation promotes it anyway."""
+        return self._read(ckpt, name, rows, widen)[0]
+
+    def difference(self, ckpt: Checkpoint, name: str, rows: tuple[int, int] | None, base: Tensor,
+                   view: Callable[[Tensor], Tensor]) -> Tensor:
+        """view(W) - base for tensor ``name`` (or its rows) of ``ckpt``, as ``torch.sub`` gives it.
+
+        On the CPU W is widened to the compute dtype first (a mixed-dtype subtraction takes 2.6x a conversion
+        and a same-dtype one: 8.2 ms against 3.1 ms for 6.5 M fp16 entries, one core), and where widening made
+        a new tensor the difference is taken in place in it: the same values, without a third tensor-sized
+        buffer (13.5 of 70 s of a one-worker large-v3 ties merge at T = 10 went to fresh buffers' page faults
+        and the extra pass). On other devices W travels in its stored dtype (half the bytes for fp16) and the
+        subtraction widens it, exactly.
+        """
+        w, fresh = self._read(ckpt, name, rows, widen=self.device.type == "cpu")
+        w = view(w)
+        return w.sub_(base) if fresh and w.dtype == base.dtype else torch.sub(w, base)
+
+    def _read(self, ckpt: Checkpoint, name: str, rows: tuple[int, int] | None, widen: bool) -> tuple[Tensor, bool]:
+        """(the tensor as :meth:`read` gives it, whether it is a new tensor this call owns: a conversion's copy)."""
         t = ckpt.get(name) if rows is None else ckpt.get_range(name, *rows)
         finite(t, name, ckpt.label)
         if not widen and t.is_floating_point() and torch.promote_types(t.dtype, self.dtype) == self.dtype:
-            return t.to(device=self.device, non_blocking=True)
-        return t.to(device=self.device, dtype=self.dtype, non_blocking=True)
+            out = t.to(device=self.device, non_blocking=True)
+        else:
+            out = t.to(device=self.device, dtype=self.dtype, non_blocking=True)
+        return out, out is not t and out.untyped_storage().data_ptr() != t.untyped_storage().data_ptr()
 
     def factor_rank(self, name: str) -> int | None:
         """R = sum_t r_t when every input gives tensor ``name`` as LoRA factors (rank 0 where an adapter leaves
@@ -175,11 +198,7 @@ class Operands:
             src = self.inputs.sources[t]
             if self.inputs.is_taskvec[t]:
                 return self._view(self.inputs.read(src, self.name, self.rows))
-            # W_t - W_0. On a GPU W_t travels in its stored dtype (half the bytes for fp16) and the subtraction
-            # widens it, exactly; on the CPU a mixed-dtype subtraction takes 2.6x a conversion and a same-dtype one
-            # (8.2 ms against 3.1 ms for 6.5 M fp16 entries, one core), so W_t is widened first. Same values.
-            widen = self.inputs.device.type == "cpu"
-            return torch.sub(self._view(self.inputs.read(src, self.name, self.rows, widen=widen)), self.base())
+            return self.inputs.difference(src, self.name, self.rows, self.base(), self._view)  # W_t - W_0
 
         return self._get(("tau", t), make)
 

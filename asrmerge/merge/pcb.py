@@ -46,7 +46,8 @@ def pcb(tasks: Operands, *,
     # Python indexing) is the last element: without the clamp a one-element tensor asked for rank 2 of 1
     hi_rank = n - max(math.floor(n * (1 - clip)) - 1, 0)
     drop_rank = n - math.floor(n * (1 - ratio))
-    bounds = yield [KthLargest(magnitude(lambda c, t: c.tau(t), t), k) for t in range(T) for k in (lo_rank, hi_rank)]
+    bounds = yield [KthLargest(magnitude(lambda c, t: c.tau(t), t), k, fresh=True) for t in range(T)
+                    for k in (lo_rank, hi_rank)]
     lo = [float(bounds[2 * t]) for t in range(T)]
     hi = [float(bounds[2 * t + 1]) for t in range(T)]
 

@@ -40,6 +40,7 @@ class KthLargest:
     fn: ValueFn
     k: int
     per_tensor: bool = False  # with scope=model: over this tensor only
+    fresh: bool = False  # fn returns a new tensor on every call, which the selection may reorder in place
 
 
 @dataclass
@@ -90,7 +91,7 @@ class Accumulator:
         elif isinstance(self.req, KthLargest):  # in memory the scope is one chunk: select now, keep one float
             if self._acc is not None:
                 raise ValueError("an in-memory order statistic takes its scope as one chunk")
-            self._acc = kth_largest(v, self.req.k)
+            self._acc = kth_largest(v, self.req.k, overwrite=self.req.fresh)
         elif isinstance(self.req, Total):
             v = v.to(torch.float64)
             self._acc = v if self._acc is None else self._acc + v

@@ -31,12 +31,12 @@ def trim_thresholds(tasks: Operands, density: float, k_rule: str,
     if density >= 1.0:
         return None
     k = top_k(tasks.scope_numel, density, k_rule)
-    thr = yield [KthLargest(magnitude(value, t), k) for t in range(tasks.T)]
+    thr = yield [KthLargest(magnitude(value, t), k, fresh=True) for t in range(tasks.T)]
     return [float(x) for x in thr]
 
 
 def magnitude(value: Callable[[Operands, int], Tensor], t: int) -> Callable[[Operands], Tensor]:
-    """|value(chunk, t)| as a one-argument function of the chunk."""
+    """|value(chunk, t)| as a one-argument function of the chunk (a new tensor on every call)."""
     return lambda c: value(c, t).abs()
 
 
