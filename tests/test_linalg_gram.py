@@ -174,6 +174,34 @@ def test_dsyevr_gives_the_top_eigenpairs(n: int, k: int) -> None:
     assert_close(w.mT @ w, torch.eye(k, dtype=torch.float64), tol=1e-12)
 
 
+@pytest.mark.parametrize(("m", "n"), [(1, 1), (7, 3), (3, 7), (300, 60), (51, 200)])
+def test_dsyrk_gives_the_gram_matrix(m: int, n: int) -> None:
+    """lapack.gram against the matrix product X^T X: symmetric exactly (one triangle mirrored), equal to
+    rounding level, the input left as it was."""
+    x = torch.randn(m, n, generator=generator(m * n), dtype=torch.float64)
+    before = x.clone()
+    g = lapack.gram(x)
+    assert g is not None and g.shape == (n, n) and torch.equal(x, before)
+    assert torch.equal(g, g.mT)
+    want = x.mT @ x
+    assert float((g - want).abs().max()) <= 1e-13 * float(want.abs().max())
+    assert lapack.gram(x.mT) is not None and torch.allclose(lapack.gram(x.mT), x @ x.mT, rtol=0, atol=1e-12 * m * n)
+
+
+def test_without_dsyrk_the_route_multiplies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A library with dsyevr but no dsyrk: gram returns None, and the route's triplets are the same to
+    rounding level."""
+    a = decaying(300, 60, seed=6)
+    u1, s1, v1, _ = top_svd(a, 12)
+    real = lapack._library()
+    assert real is not None
+    monkeypatch.setattr(lapack, "_library", lambda: (real[0], None, real[2]))
+    assert lapack.available() and not lapack.syrk_available() and lapack.gram(a.double()) is None
+    u2, s2, v2, _ = top_svd(a, 12)
+    assert_close(s2[:12], s1[:12], tol=1e-6)
+    assert_close(u2 @ torch.diag(s2[:12]) @ v2.mT, u1 @ torch.diag(s1[:12]) @ v1.mT, tol=1e-6)
+
+
 def test_dsyevr_runs_beside_other_threads() -> None:
     """Two threads calling dsyevr at once (as two merge workers do; ctypes releases the GIL, which this test
     does not time) get exactly the results one thread gets."""
@@ -190,10 +218,13 @@ def test_dsyevr_runs_beside_other_threads() -> None:
         assert torch.equal(l1, l2) and torch.equal(w1, w2)
 
 
-def test_dry_run_cost_of_the_route_is_what_it_multiplies() -> None:
-    """gram_products: the fp64 Gram (m n^2), U_k (m n k), the residual (m n k) and U_k^T U_k (m k^2), fp64
-    counted twice; torch's flop counter sees exactly these products."""
+def test_dry_run_cost_of_the_route_is_what_it_multiplies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """gram_products: the fp64 Gram (m n^2; at gram.SYRK where dsyrk forms it), U_k (m n k), the residual
+    (m n k) and U_k^T U_k (m k^2), fp64 counted twice; torch's flop counter sees exactly these products
+    where the Gram is a matrix product, and all of them but the Gram where dsyrk forms it."""
     from torch.utils.flop_counter import FlopCounterMode
+
+    from asrmerge.linalg import gram as gram_module
 
     m, n, k = 300, 60, 12
     a = decaying(m, n, seed=4)
@@ -201,7 +232,15 @@ def test_dry_run_cost_of_the_route_is_what_it_multiplies() -> None:
         counter = FlopCounterMode(display=False)
         with counter:
             assert gram_svd(a, k, spectrum=spectrum) is not None
-        assert 2 * counter.get_total_flops() == 2 * gram_products(m, n, k) == 2 * gram_products(n, m, k)
+        syrk = gram_products(m, n, k, syrk=True)
+        assert syrk == gram_products(n, m, k, syrk=True) == gram_products(m, n, k)  # dsyrk is here
+        assert counter.get_total_flops() == pytest.approx(syrk - 2 * gram_module.SYRK * m * n * n, rel=1e-12)
+        with monkeypatch.context() as mp:
+            mp.setattr(lapack, "gram", lambda x: None)  # a library without dsyrk: the matrix product
+            counter = FlopCounterMode(display=False)
+            with counter:
+                assert gram_svd(a, k, spectrum=spectrum) is not None
+        assert counter.get_total_flops() == gram_products(m, n, k, syrk=False) == gram_products(n, m, k, syrk=False)
     assert eigh_units(1280, 128, spectrum=True) == 0.75 * 1280**3
     assert eigh_units(1280, 128, spectrum=False) == pytest.approx(0.4 * 1280**3)
 

@@ -60,11 +60,21 @@ def eigh_units(n: int, k: int, spectrum: bool) -> float:
     return (0.25 + 1.5 * min(k, n) / n if subset else EIGH_UNITS) * float(n) ** 3
 
 
-def gram_products(m: int, n: int, k: int) -> float:
+SYRK = 0.6
+"""Time per multiply-add of the Gram matrix by dsyrk (one triangle) against a matrix product's: 0.56-0.71
+measured on large-v3 shapes (:mod:`asrmerge.linalg.lapack`)."""
+
+
+def gram_products(m: int, n: int, k: int, syrk: bool | None = None) -> float:
     """Multiply-adds of the route besides its eigendecomposition, in units of an fp32 product (fp64 counts
-    twice): the Gram matrix, U_k, the residual and U_k^T U_k, for ``--dry-run``'s estimate."""
+    twice): the Gram matrix (at :data:`SYRK` where dsyrk forms it; ``syrk=None``: where it is available),
+    U_k, the residual and U_k^T U_k, for ``--dry-run``'s estimate."""
+    from asrmerge.linalg import lapack
+
+    if syrk is None:
+        syrk = lapack.syrk_available()
     long, short = max(m, n), min(m, n)
-    return 2.0 * (long * short * short + 2 * long * short * k + long * k * k)
+    return 2.0 * ((SYRK if syrk else 1.0) * long * short * short + 2 * long * short * k + long * k * k)
 
 
 def gram_svd(a: Tensor, k: int, tol: float = GRAM_TOL, *,
@@ -78,7 +88,9 @@ def gram_svd(a: Tensor, k: int, tol: float = GRAM_TOL, *,
     from asrmerge.linalg.svd import numerical_rank
 
     x = a.to(torch.float64)
-    g = x.mT @ x
+    g = lapack.gram(x)
+    if g is None:
+        g = x.mT @ x
     top = None if spectrum else lapack.top_eigh(g, k)
     if top is None:
         try:

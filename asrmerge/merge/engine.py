@@ -368,8 +368,9 @@ def _ordered(plan: Plan, names: list[str], model_rules: dict[tuple[int, str], An
     """(name, merged tensors) in ``names`` order, merged on ``plan.workers`` threads.
 
     Several tensors are merged at once (LAPACK and torch kernels release the GIL, and each worker reads
-    its own inputs, so reading overlaps computing); the work in flight is bounded by twice the memory
-    budget, so peak memory does not grow with the number of tensors or tasks.
+    its own inputs, so reading overlaps computing); ``LOOKAHEAD`` tensors per worker are submitted ahead of
+    the one written next, within ``IN_FLIGHT`` memory budgets, so peak memory does not grow with the number
+    of tensors or tasks.
     """
     workers = plan.workers
     if plan.batch > 1 and plan.algo.batched is not None:
@@ -382,7 +383,9 @@ def _ordered(plan: Plan, names: list[str], model_rules: dict[tuple[int, str], An
     from collections import deque
     from concurrent.futures import Future, ThreadPoolExecutor
 
-    cap = 2 * plan.budget
+    from asrmerge.merge.plan import IN_FLIGHT, LOOKAHEAD
+
+    cap = IN_FLIGHT * plan.budget
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one core per worker: no oversubscription
     pool = ThreadPoolExecutor(workers, thread_name_prefix="asrmerge")
@@ -391,7 +394,7 @@ def _ordered(plan: Plan, names: list[str], model_rules: dict[tuple[int, str], An
     try:
         for name in names:
             cost = plan.working_set(name)
-            while pending and (len(pending) > workers or inflight + cost > cap):
+            while pending and (len(pending) > LOOKAHEAD * workers or inflight + cost > cap):
                 done, fut, c = pending.popleft()
                 yield done, fut.result()
                 inflight -= c
