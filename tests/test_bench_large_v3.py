@@ -162,9 +162,10 @@ def test_fusion_bench_under_a_cap_says_how_far_it_got(tmp_path):
         error = capped["error"]
         assert ("stopped by the cap" in error) if kind == "anon" else ("allocate" in error or "MemoryError" in error)
         assert capped["progress"]["loaded"] >= 1 and capped["progress"]["tensors_done"] == 0, capped
-        if kind == "anon":  # killed at the first sample over the cap (a load can finish in between, and the
-            # allocator's own overhead rides on each input: 10% of one input's size is allowed for it)
-            assert capped["last_anon"] > cap_mib > capped["progress"]["last_anon_mb"] - 1.1 * fp32_mib
+        if kind == "anon":  # killed at the first sample over the cap: a load can finish in between (two on a
+            # busy machine: a fresh-clone CI run beside a test run saw 1181 MiB at the last event, cap 787 MiB,
+            # one input 197 MiB), and the allocator's overhead rides on each input (10 % of its size)
+            assert capped["last_anon"] > cap_mib > capped["progress"]["last_anon_mb"] - 2.2 * fp32_mib
         else:  # the allocation that did not fit failed inside the load
             assert capped["progress"]["loaded"] < 3
 

@@ -61,8 +61,9 @@ class Inputs:
         On the CPU W is widened to the compute dtype first (a mixed-dtype subtraction takes 2.6x a conversion
         and a same-dtype one: 8.2 ms against 3.1 ms for 6.5 M fp16 entries, one core), and where widening made
         a new tensor the difference is taken in place in it: the same values, without a third tensor-sized
-        buffer (13.5 of 70 s of a one-worker large-v3 ties merge at T = 10 went to fresh buffers' page faults
-        and the extra pass). On other devices W travels in its stored dtype (half the bytes for fp16) and the
+        buffer (the out-of-place subtraction took 8.9 of the 70 s of a profiled one-worker large-v3 ties merge
+        at T = 10; with this and the in-place selection of ``select.kth_largest`` that merge went from 64 s
+        to 54 s). On other devices W travels in its stored dtype (half the bytes for fp16) and the
         subtraction widens it, exactly.
         """
         w, fresh = self._read(ckpt, name, rows, widen=self.device.type == "cpu")
