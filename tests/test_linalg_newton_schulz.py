@@ -123,46 +123,17 @@ def test_stacks_zero_and_extreme_scales() -> None:
     assert_close(newton_schulz(tiny), newton_schulz_steps(tiny.double()), tol=1e-5)
 
 
-def test_dry_run_cost_of_the_spectral_route_is_what_it_multiplies(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_dry_run_cost_of_the_spectral_route_is_what_it_multiplies() -> None:
     """ns_products(spectral=True): the fp64 Gram (s^2 w, counted twice for fp64), h(G) (s^3, twice), h(G) X
-    (s^2 w) and the eigendecomposition (6 s^3 for torch's eigh). Where dsyrk forms the two fp64 products
-    (at gram.SYRK of a product) and dsyevr decomposes (5 s^3), torch's flop counter sees h(G) X only;
-    without the library it sees the three products."""
+    (s^2 w) and the eigendecomposition (6 s^3); torch's flop counter sees the three products."""
     from torch.utils.flop_counter import FlopCounterMode
-
-    from asrmerge.linalg import lapack
-    from asrmerge.linalg.gram import SYRK
 
     s, w = 24, 70
     a = torch.randn(w, s, generator=generator(2), dtype=torch.float64).float()
     counter = FlopCounterMode(display=False)
     with counter:
-        with_lapack = newton_schulz_spectral(a)
-    assert with_lapack is not None
-    assert counter.get_total_flops() == 2 * s * s * w
-    assert ns_products(w, s, 5, spectral=True) == pytest.approx(
-        s * s * w + SYRK * 2 * (s * s * w + s**3) + 5 * s**3, rel=1e-12)
-    monkeypatch.setattr(lapack, "_library", lambda: None)  # a numpy without the bundled OpenBLAS
-    counter = FlopCounterMode(display=False)
-    with counter:
-        without = newton_schulz_spectral(a)
-    assert without is not None
+        assert newton_schulz_spectral(a) is not None
     products = s * s * w + s**3 + s * s * w
     assert counter.get_total_flops() == 2 * products
     assert ns_products(w, s, 5, spectral=True) == products + s * s * w + s**3 + 6 * s**3
-    assert float((with_lapack - without).abs().max()) <= 1e-7 * float(without.abs().max())  # fp32 rounding
     assert ns_products(w, s, 5) == 5 * (2 * s * s * w + s**3)
-
-
-def test_outer_product_of_the_spectral_route_takes_dsyrk_only_where_h_is_nonnegative() -> None:
-    """Q diag(h) Q^T: by dsyrk of Q diag(sqrt h) where h >= 0 (symmetric exactly), by the product where some
-    h is negative; both equal the product to rounding level."""
-    from asrmerge.linalg.newton_schulz import _outer
-
-    q = torch.linalg.qr(torch.randn(40, 40, generator=generator(5), dtype=torch.float64)).Q
-    nonneg = torch.linspace(0.0, 2.0, 40, dtype=torch.float64)
-    got = _outer(q, nonneg, single=True)
-    assert torch.equal(got, got.mT)  # dsyrk: one triangle, mirrored
-    assert float((got - (q * nonneg) @ q.mT).abs().max()) <= 1e-13
-    signed = torch.linspace(-1.0, 2.0, 40, dtype=torch.float64)
-    assert torch.equal(_outer(q, signed, single=True), (q * signed) @ q.mT)  # the product itself

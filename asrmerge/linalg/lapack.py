@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from torch import Tensor
 
 COL_MAJOR = 102  # LAPACK_COL_MAJOR, CblasColMajor
-UPPER, NO_TRANS, TRANS = 121, 111, 112  # CblasUpper, CblasNoTrans, CblasTrans
+UPPER, NO_TRANS = 121, 111  # CblasUpper, CblasNoTrans
 
 
 @functools.lru_cache(maxsize=1)
@@ -99,24 +99,22 @@ def top_eigh(g: Tensor, k: int) -> tuple[Tensor, Tensor] | None:
     return w[:k].flip(0), z.mT.flip(1)
 
 
-def gram(x: Tensor, *, rows: bool = False) -> Tensor | None:
-    """X^T X (``rows``: X X^T) of the fp64 CPU matrix ``x`` (m x n), symmetric, by dsyrk on torch's current
-    thread count; ``None`` where dsyrk is not available. Each entry is a dot product of two columns (rows),
-    as the matrix product's, summed in another order."""
+def gram(x: Tensor) -> Tensor | None:
+    """X^T X of the fp64 CPU matrix ``x`` (m x n), n x n and symmetric, by dsyrk on torch's current thread
+    count; ``None`` where dsyrk is not available. Each entry is a dot product of two columns, as the matrix
+    product's, summed in another order."""
     lib = _library()
     if lib is None or lib[1] is None:
         return None
     _, syrk, set_threads = lib
     x = x.detach().to("cpu", torch.float64).contiguous()
     m, n = x.shape
-    size, depth = (m, n) if rows else (n, m)
-    c = torch.zeros(size, size, dtype=torch.float64)
+    c = torch.zeros(n, n, dtype=torch.float64)
     previous = set_threads(torch.get_num_threads()) if set_threads is not None else None
     try:
-        # column-major, x's buffer is A = X^T (n x m, leading dimension n): X^T X = A A^T (no transpose),
-        # X X^T = A^T A (transpose); dsyrk fills C's upper triangle, the lower one of the row-major result
-        syrk(COL_MAJOR, UPPER, TRANS if rows else NO_TRANS, size, depth, 1.0, x.data_ptr(), max(1, n), 0.0,
-             c.data_ptr(), max(1, size))
+        # column-major, x's buffer is X^T (n x m, leading dimension n): C = X^T (X^T)^T, its upper triangle,
+        # which is the lower one of the row-major n x n result
+        syrk(COL_MAJOR, UPPER, NO_TRANS, n, m, 1.0, x.data_ptr(), max(1, n), 0.0, c.data_ptr(), max(1, n))
     finally:
         if set_threads is not None and previous is not None:
             set_threads(previous)

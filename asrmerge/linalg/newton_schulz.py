@@ -43,27 +43,18 @@ GUARD = 1e-7  # X = A / (|A|_F + GUARD)
 _GRID = 1 << 13  # points of [0, 1] on which h's derivative is bounded
 
 
-def ns_products(p: int, q: int, steps: int, coeffs: str = "muon", *, spectral: bool = False,
-                lapack_here: bool | None = None) -> float:
+def ns_products(p: int, q: int, steps: int, coeffs: str = "muon", *, spectral: bool = False) -> float:
     """Multiply-adds of :func:`newton_schulz` on a p x q matrix, with s = min(p, q) and w = max(p, q), in units
     of an fp32 product, for ``--dry-run``'s estimate. ``spectral``: the device and dtype take the spectral
     route (:func:`uses_spectral`); it is costed where its bound certifies a full-rank matrix a priori
     (:func:`certified` with an output norm of sqrt(s) / 2), else the steps are.
 
     The K steps: per step the Gram s x s (s^2 w), its square (s^3) and the update's product (s^2 w). The
-    spectral route: the fp64 Gram (s^2 w at twice the cost), the eigendecomposition (counted as 6 s^3 for
-    torch's eigh, 5 s^3 for dsyevr: their times on one core here at s = 1280), h(G) (s^3 in fp64) and h(G) X
-    (s^2 w). Where numpy's OpenBLAS is here (``lapack_here``; None: look), the two fp64 products are dsyrk's,
-    at ``gram.SYRK`` of a product's time, and the eigendecomposition is dsyevr's."""
+    spectral route: the fp64 Gram (s^2 w at twice the cost), the eigendecomposition (counted as 6 s^3, its
+    time on one core here at s = 640 and 1280), h(G) (s^3 in fp64) and h(G) X (s^2 w)."""
     s, w = min(p, q), max(p, q)
     if spectral and certified(s, w, steps, coeffs, math.sqrt(s) / 2):
-        from asrmerge.linalg import lapack
-        from asrmerge.linalg.gram import SYRK
-
-        if lapack_here is None:
-            lapack_here = lapack.syrk_available()
-        f = SYRK if lapack_here else 1.0
-        return float(s * s * w + f * 2 * (s * s * w + s**3) + (5 if lapack_here else 6) * s**3)
+        return float(3 * s * s * w + 8 * s**3)
     return float(steps * (2 * s * s * w + s**3))
 
 
@@ -160,43 +151,23 @@ def newton_schulz_spectral(a: Tensor, steps: int = 5, coeffs: str = "muon") -> T
     eigendecomposition fails. Works on stacks (..., m, n); a zero matrix gives zero."""
     import torch
 
-    from asrmerge.linalg import lapack
-
     x, tall = _short_side(a)
     s, w = x.shape[-2], x.shape[-1]
     x64 = x.double()
     raw = torch.linalg.matrix_norm(x64, keepdim=True)
     norm = raw + GUARD
     xn = x64 / norm
-    single = xn.dim() == 2 and xn.device.type == "cpu"  # one matrix: BLAS dsyrk and LAPACK dsyevr
-    gram = lapack.gram(xn, rows=True) if single else None
-    if gram is None:
-        gram = xn @ xn.mT
-    top = lapack.top_eigh(gram, s) if single else None  # every eigenpair (descending; the order is immaterial)
-    if top is None:
-        try:
-            top = torch.linalg.eigh(gram)
-        except (torch.linalg.LinAlgError, RuntimeError):
-            return None
-    lam, q = top
+    gram = xn @ xn.mT
+    try:
+        lam, q = torch.linalg.eigh(gram)
+    except (torch.linalg.LinAlgError, RuntimeError):
+        return None
     lam = lam.clamp_min(0.0)
     h, _ = _h(lam, steps, coeffs)
     out_norm = (lam * h * h).sum(-1).sqrt()  # |h(G) X|_F = (sum lambda_i h(lambda_i)^2)^(1/2)
     out_norm = torch.where(raw[..., 0, 0] == 0, math.inf, out_norm)  # zero in, zero out: exact
     if not certified(s, w, steps, coeffs, float(out_norm.min())):
         return None
-    m = _outer(q, h, single)
+    m = (q * h.unsqueeze(-2)) @ q.mT
     y = m.to(a.dtype) @ (x / norm.to(a.dtype))
     return y.mT if tall else y
-
-
-def _outer(q: Tensor, h: Tensor, single: bool) -> Tensor:
-    """Q diag(h) Q^T; for one CPU matrix with h >= 0 as B B^T with B = Q diag(sqrt h), by dsyrk (one
-    triangle: 1.4x faster than the product at s = 1280, one core), else as the product."""
-    from asrmerge.linalg import lapack
-
-    if single and bool((h >= 0).all()):
-        m = lapack.gram(q * h.sqrt(), rows=True)
-        if m is not None:
-            return m
-    return (q * h.unsqueeze(-2)) @ q.mT
