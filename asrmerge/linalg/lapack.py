@@ -17,6 +17,7 @@ is missing, and the caller multiplies.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 from pathlib import Path
@@ -25,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from torch import Tensor
 
 COL_MAJOR = 102  # LAPACK_COL_MAJOR, CblasColMajor
@@ -72,6 +75,17 @@ def syrk_available() -> bool:
     return lib is not None and lib[1] is not None
 
 
+@contextlib.contextmanager
+def _threads(set_threads: Any) -> Iterator[None]:
+    """OpenBLAS on torch's current thread count for the calls inside, the previous count restored after."""
+    previous = set_threads(torch.get_num_threads()) if set_threads is not None else None
+    try:
+        yield
+    finally:
+        if set_threads is not None and previous is not None:
+            set_threads(previous)
+
+
 def top_eigh(g: Tensor, k: int) -> tuple[Tensor, Tensor] | None:
     """(lambda, W): the k largest eigenvalues of the symmetric fp64 CPU matrix ``g``, descending, and their
     orthonormal eigenvectors (n x k); ``None`` where dsyevr is not available or reports a failure. ``g`` is
@@ -87,13 +101,9 @@ def top_eigh(g: Tensor, k: int) -> tuple[Tensor, Tensor] | None:
     z = torch.empty(k, n, dtype=torch.float64)  # column-major n x k
     isuppz = torch.empty(2 * k, dtype=torch.int64)
     found = ctypes.c_int64(0)
-    previous = set_threads(torch.get_num_threads()) if set_threads is not None else None
-    try:
+    with _threads(set_threads):
         info = fn(COL_MAJOR, b"V", b"I", b"L", n, a.data_ptr(), n, 0.0, 0.0, n - k + 1, n, 0.0,
                   ctypes.addressof(found), w.data_ptr(), z.data_ptr(), n, isuppz.data_ptr())
-    finally:
-        if set_threads is not None and previous is not None:
-            set_threads(previous)
     if info != 0 or found.value != k:
         return None
     return w[:k].flip(0), z.mT.flip(1)
@@ -110,12 +120,8 @@ def gram(x: Tensor) -> Tensor | None:
     x = x.detach().to("cpu", torch.float64).contiguous()
     m, n = x.shape
     c = torch.zeros(n, n, dtype=torch.float64)
-    previous = set_threads(torch.get_num_threads()) if set_threads is not None else None
-    try:
+    with _threads(set_threads):
         # column-major, x's buffer is X^T (n x m, leading dimension n): C = X^T (X^T)^T, its upper triangle,
         # which is the lower one of the row-major n x n result
         syrk(COL_MAJOR, UPPER, NO_TRANS, n, m, 1.0, x.data_ptr(), max(1, n), 0.0, c.data_ptr(), max(1, n))
-    finally:
-        if set_threads is not None and previous is not None:
-            set_threads(previous)
     return c.tril_().add_(c.tril(-1).mT)
